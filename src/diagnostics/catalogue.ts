@@ -1,0 +1,81 @@
+/**
+ * Every diagnostic dts prints, by code. One catalogue, as in TypeScript's
+ * diagnosticMessages.json: a stage reports a code and the values for its template, never a
+ * free-form string, so messages stay consistent and each code can be documented and tested.
+ *
+ *   DTS1xxx  text and syntax      DTS2xxx  names
+ *   DTS3xxx  connector options    DTS4xxx  expression types
+ *   DTS5xxx  files a pipeline refers to
+ */
+import type { Severity } from "./diagnostic.js";
+
+interface Entry {
+  readonly severity: Severity;
+  readonly template: string;
+}
+
+const entries = {
+  // -- text and syntax
+  DTS1001: { severity: "error", template: 'unexpected character "{char}"' },
+  DTS1002: { severity: "error", template: "unterminated string: the closing quote is missing" },
+  DTS1003: { severity: "error", template: 'unterminated interpolation: "${" has no closing "}"' },
+  DTS1004: { severity: "error", template: 'unknown escape sequence "\\{char}" in a string' },
+  DTS1005: { severity: "error", template: "empty interpolation: write an expression between ${ and }" },
+  DTS1006: { severity: "error", template: "expected {expected}, found {found}" },
+  DTS1007: { severity: "error", template: "expected a declaration (pipeline, source, sink, let or flow), found {found}" },
+  DTS1008: { severity: "error", template: "expected an expression, found {found}" },
+  DTS1009: { severity: "error", template: 'unclosed "{open}": no matching "{close}"' },
+  DTS1010: { severity: "error", template: 'unknown step "{word}"; a step is filter, map, route or validate' },
+  DTS1011: { severity: "error", template: "{found} cannot follow here: {reason}" },
+  DTS1012: { severity: "error", template: "a flow needs at least one sink after ->" },
+  // -- names
+  DTS2001: { severity: "error", template: '"{name}" is declared twice; the first declaration is at line {line}' },
+  DTS2002: { severity: "error", template: 'unknown source "{name}"' },
+  DTS2003: { severity: "error", template: 'unknown sink "{name}"' },
+  DTS2004: { severity: "error", template: 'unknown name "{name}"' },
+  DTS2005: { severity: "error", template: '"{name}" is a sink; a flow reads from a source' },
+  DTS2006: { severity: "error", template: '"{name}" is a source; a flow writes into sinks' },
+  DTS2007: { severity: "warning", template: '{kind} "{name}" is never used' },
+  DTS2008: { severity: "error", template: "a file holds at most one pipeline declaration" },
+  DTS2009: { severity: "error", template: 'unknown {kind} connector "{name}"' },
+  DTS2010: { severity: "error", template: 'unknown function "{name}"' },
+  DTS2011: { severity: "error", template: "{name}() takes {expected} argument{plural}, found {found}" },
+  DTS2012: { severity: "error", template: "env() is allowed only where a value is fixed at start (option blocks and let)" },
+  DTS2013: { severity: "error", template: '"{name}" is a field of the change event; {place} is fixed at start and cannot use it' },
+  DTS2014: { severity: "error", template: 'unknown field "{name}" of {object}' },
+  DTS2015: { severity: "error", template: 'let "{name}" refers to itself' },
+  DTS2016: { severity: "error", template: 'sink "{name}" is listed twice in this flow' },
+  DTS2017: { severity: "error", template: 'field "{name}" is set twice in this record' },
+  DTS2018: { severity: "warning", template: 'dropping "{name}", which is not set before this point' },
+  DTS2019: { severity: "error", template: 'the dead_letter sink "{name}" also receives a flow; it must only receive rejected events' },
+  DTS2020: { severity: "error", template: "a pipeline needs at least one flow" },
+  DTS2021: { severity: "error", template: '"{name}" is a {kind} connector only; it cannot be used as a {wanted}' },
+  // -- connector options and pipeline settings
+  DTS3001: { severity: "error", template: 'unknown option "{name}" for {connector} {kind}' },
+  DTS3002: { severity: "error", template: 'missing required option "{name}" for {connector} {kind}' },
+  DTS3003: { severity: "error", template: 'option "{name}" must be {expected}, found {found}' },
+  DTS3004: { severity: "error", template: 'option "{name}" must be one of {allowed}, found {found}' },
+  DTS3005: { severity: "error", template: 'option "{name}" {problem}' },
+  DTS3006: { severity: "error", template: 'option "{name}" is fixed at start; it cannot use the event field "{field}"' },
+  DTS3007: { severity: "error", template: 'unknown pipeline setting "{name}"' },
+  DTS3008: { severity: "error", template: 'checkpoint "{value}" needs a {connector} sink in this pipeline' },
+  DTS3009: { severity: "error", template: "an option block holds named values; {found} cannot stand here" },
+  DTS3010: { severity: "error", template: 'option "{name}" is not valid: {problem}' },
+  // -- expression types
+  DTS4001: { severity: "error", template: 'operator "{operator}" cannot apply to {left} and {right}' },
+  DTS4002: { severity: "error", template: 'operator "{operator}" cannot apply to {operand}' },
+  DTS4003: { severity: "error", template: "a filter condition must be a boolean, found {found}" },
+  DTS4004: { severity: "error", template: "a route target must be a string, found {found}" },
+  DTS4005: { severity: "error", template: "only a record can be spread, found {found}" },
+  DTS4006: { severity: "error", template: "invalid regular expression: {problem}" },
+  DTS4007: { severity: "error", template: "argument {position} of {name}() must be {expected}, found {found}" },
+  DTS4008: { severity: "error", template: "{found} has no fields; {name} cannot be read from it" },
+  DTS4009: { severity: "error", template: "cannot index {found}" },
+  // -- referenced files
+  DTS5001: { severity: "error", template: 'schema file "{path}" not found' },
+  DTS5002: { severity: "error", template: 'schema file "{path}" is not valid JSON: {problem}' },
+  DTS5003: { severity: "error", template: 'schema file "{path}" is not a valid JSON Schema: {problem}' },
+} satisfies Record<string, Entry>;
+
+export type DiagnosticCode = keyof typeof entries;
+export const catalogue: Readonly<Record<DiagnosticCode, Entry>> = entries;
