@@ -1,0 +1,105 @@
+/**
+ * Kafka in both directions, in the Debezium envelope: the sink publishes a change stream, the
+ * source consumes one. Together they spread a pipeline over many machines with Kafka doing
+ * the partitioning and rebalancing.
+ */
+import { defineConnector, field } from "../spec.js";
+
+export const sourceSpec = defineConnector({
+  name: "kafka",
+  role: "source",
+  summary: "Consumes Debezium-format change topics in a consumer group.",
+  description: `Reads change events from Kafka topics in the Debezium JSON envelope, as the
+\`kafka\` sink writes them with \`format: "debezium"\` or as Debezium itself does. This is how
+dts grows past one machine: one pipeline captures a database into topics partitioned by
+primary key, and any number of \`dts-run\` workers read those topics in one consumer group
+and write to the sinks; Kafka shares out the partitions.
+
+The consumer group is \`group\`, and by default the pipeline's name. A group with committed
+offsets resumes from them; \`start\` only matters for a group that has none. A position is a
+topic, partition and offset.
+
+Offsets are committed only after every sink has made the events durable. Delivery is
+at-least-once: after a crash or a rebalance, messages after the last commit are read again.
+Order holds per partition, hence per key when the producer partitions by key.`,
+  example: `source changes = kafka {
+  brokers: ["127.0.0.1:9092"]
+  topics: ["shop.orders", "shop.customers"]
+  group: "orders-to-warehouse"
+  start: "earliest"
+}`,
+  options: {
+    brokers: field.strings("The bootstrap brokers, as host:port.", {
+      required: true,
+      example: `["127.0.0.1:9092"]`,
+    }),
+    topics: field.strings("The topics to consume.", {
+      required: true,
+      example: `["shop.orders", "shop.customers"]`,
+    }),
+    group: field.string("The consumer group; by default the pipeline's name.", {
+      example: `"orders-to-warehouse"`,
+    }),
+    format: field.enumeration(["debezium"], "The message format: debezium, the Debezium JSON envelope.", {
+      default: "debezium",
+      example: `"debezium"`,
+    }),
+    start: field.enumeration(
+      ["earliest", "latest"],
+      "Where a consumer group with no committed offsets starts: the oldest retained message, or only new ones.",
+      { default: "earliest", example: `"latest"` },
+    ),
+    client_id: field.string("The client id the brokers see, in their logs and quotas.", {
+      default: "dts",
+      example: `"dts-orders"`,
+    }),
+  },
+});
+
+export const sinkSpec = defineConnector({
+  name: "kafka",
+  role: "sink",
+  summary: "Publishes each event to a Kafka topic, by default in the Debezium envelope.",
+  description: `Publishes one message per event. \`topic\` and \`key\` are evaluated for every
+event, so one sink can spread tables over topics (\`"shop.\${source.table}"\`). The key is by
+default the event's primary key as JSON, so all changes of a row go to one partition and
+keep their order.
+
+With \`format: "debezium"\` the value is the standard Debezium envelope (\`op\`, \`before\`,
+\`after\`, \`source\`, \`ts_ms\`), which existing Debezium consumers and the \`kafka\` source
+read unchanged; with \`json\` it is the row after the steps as a JSON object.
+
+The sink uses the idempotent producer and acknowledges events only once every broker in
+sync has them. Delivery is at-least-once: after a crash, events after the last checkpoint
+are published again. Topics must exist, unless the brokers create topics on first use.`,
+  example: `sink events = kafka {
+  brokers: [env("KAFKA_BROKERS", "127.0.0.1:9092")]
+  topic: "shop.\${source.table}"
+  key: key
+  format: "debezium"
+}`,
+  options: {
+    brokers: field.strings("The bootstrap brokers, as host:port.", {
+      required: true,
+      example: `["127.0.0.1:9092"]`,
+    }),
+    topic: field.string("The topic of each message; it may use the event's fields.", {
+      required: true,
+      timing: "event",
+      example: `"shop.\${source.table}"`,
+    }),
+    key: field.any("The message key: a string is sent as it is, any other value as JSON; by default the event's primary key as JSON.", {
+      timing: "event",
+      example: `"\${row.customer_id}"`,
+    }),
+    format: field.enumeration(
+      ["debezium", "json"],
+      "The message value: debezium, the Debezium envelope; json, the row after the steps.",
+      { default: "debezium", example: `"json"` },
+    ),
+    client_id: field.string("The client id the brokers see, in their logs and quotas.", {
+      default: "dts",
+      example: `"dts-orders"`,
+    }),
+  },
+});

@@ -1,0 +1,146 @@
+/**
+ * A connector's options, declared once. The declaration drives three things that must not
+ * drift apart: the checker's validation (through the JSON Schema built here and ajv), the
+ * timing rule (an option fixed at start may not read the change event; a per-event option
+ * may), and the generated page `docs/connectors/NAME.md`.
+ */
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** When an option's value is computed: once at start, or for every event. */
+export type Timing = "start" | "event";
+
+export type OptionType = "string" | "integer" | "number" | "boolean" | "string[]" | "record" | "any";
+
+export interface OptionField {
+  readonly type: OptionType;
+  readonly description: string;
+  readonly timing: Timing;
+  readonly required: boolean;
+  readonly default?: JsonValue;
+  /** Allowed values of a string option. */
+  readonly enum?: readonly string[];
+  /** The type of every value of a record option; any value when absent. */
+  readonly values?: "string";
+  readonly minimum?: number;
+  readonly maximum?: number;
+  /** A regular expression a string option must match, with a human phrase for errors. */
+  readonly pattern?: { readonly regex: string; readonly meaning: string };
+  /** Text of an example value as written in a .dts file, e.g. `"public.*"` or `3600`. */
+  readonly example?: string;
+  /** Passwords and tokens: never printed in a plan. */
+  readonly secret?: boolean;
+}
+
+export type Role = "source" | "sink";
+
+export interface ConnectorSpec {
+  readonly name: string;
+  readonly role: Role;
+  /** One line, shown in lists and at the top of the doc page. */
+  readonly summary: string;
+  /** Paragraphs of Markdown: behaviour, guarantees, what the connector needs from the server. */
+  readonly description: string;
+  readonly options: Readonly<Record<string, OptionField>>;
+  /** A complete declaration, e.g. `source shop = postgres { ... }`, shown on the doc page. */
+  readonly example: string;
+}
+
+type FieldOptions = Partial<Omit<OptionField, "type" | "description">>;
+
+function make(type: OptionType, description: string, options: FieldOptions): OptionField {
+  return { type, description, timing: "start", required: false, ...options };
+}
+
+/** Builders so that a spec reads as a table: `url: field.string("...", { required: true })`. */
+export const field = {
+  string: (description: string, options: FieldOptions = {}) => make("string", description, options),
+  integer: (description: string, options: FieldOptions = {}) => make("integer", description, options),
+  number: (description: string, options: FieldOptions = {}) => make("number", description, options),
+  boolean: (description: string, options: FieldOptions = {}) => make("boolean", description, options),
+  strings: (description: string, options: FieldOptions = {}) => make("string[]", description, options),
+  record: (description: string, options: FieldOptions = {}) => make("record", description, options),
+  any: (description: string, options: FieldOptions = {}) => make("any", description, options),
+  enumeration: (values: readonly string[], description: string, options: FieldOptions = {}) =>
+    make("string", description, { ...options, enum: values }),
+};
+
+export function defineConnector(spec: ConnectorSpec): ConnectorSpec {
+  for (const [name, option] of Object.entries(spec.options)) {
+    if (option.required && option.default !== undefined) {
+      throw new Error(`connector ${spec.name}: option ${name} is required and has a default`);
+    }
+  }
+  return spec;
+}
+
+/** The JSON Schema of one option's value. */
+export function optionSchema(option: OptionField): Record<string, JsonValue> {
+  const schema: Record<string, JsonValue> = { description: option.description };
+  switch (option.type) {
+    case "string":
+      schema.type = "string";
+      if (option.enum) schema.enum = [...option.enum];
+      if (option.pattern) schema.pattern = option.pattern.regex;
+      break;
+    case "integer":
+    case "number":
+      schema.type = option.type;
+      if (option.minimum !== undefined) schema.minimum = option.minimum;
+      if (option.maximum !== undefined) schema.maximum = option.maximum;
+      break;
+    case "boolean":
+      schema.type = "boolean";
+      break;
+    case "string[]":
+      schema.type = "array";
+      schema.items = { type: "string" };
+      break;
+    case "record":
+      schema.type = "object";
+      if (option.values) schema.additionalProperties = { type: option.values };
+      break;
+    case "any":
+      break;
+    default: {
+      const unknown: never = option.type;
+      throw new Error(`unknown option type ${String(unknown)}`);
+    }
+  }
+  if (option.default !== undefined) schema.default = option.default;
+  return schema;
+}
+
+/** The JSON Schema of a whole option block, as published and as used by the checker. */
+export function connectorSchema(spec: ConnectorSpec): Record<string, JsonValue> {
+  const properties: Record<string, JsonValue> = {};
+  for (const [name, option] of Object.entries(spec.options)) properties[name] = optionSchema(option);
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    $id: `https://dts.dev/schemas/${spec.role}/${spec.name}.json`,
+    title: `${spec.name} ${spec.role}`,
+    description: spec.summary,
+    type: "object",
+    properties,
+    required: Object.entries(spec.options)
+      .filter(([, option]) => option.required)
+      .map(([name]) => name),
+    additionalProperties: false,
+  };
+}
+
+/** How a type is named in messages and docs. */
+export function describeType(option: OptionField): string {
+  switch (option.type) {
+    case "string[]":
+      return "a list of strings";
+    case "record":
+      return option.values ? `a record of ${option.values}s` : "a record";
+    case "any":
+      return "any value";
+    case "integer":
+      return "an integer";
+    default:
+      return `a ${option.type}`;
+  }
+}
