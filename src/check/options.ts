@@ -1,0 +1,214 @@
+/**
+ * Connector option blocks, validated against the connector's JSON Schema with ajv — the
+ * same schema published in docs/connectors/schemas — and every problem reported at the
+ * option's own position. ajv sees the options whose values are known at compile time;
+ * options that read `env()` or the event are checked by their static type instead, and by
+ * the runtime once their value exists.
+ */
+import { createRequire } from "node:module";
+import type { ErrorObject, ValidateFunction } from "ajv";
+import type { Expr, Name, RecordExpr, RecordField, Span } from "../ast/nodes.js";
+import { connectorSchema, describeType, type ConnectorSpec, type JsonValue, type OptionField } from "../connectors/spec.js";
+import { DiagnosticBag } from "../diagnostics/diagnostic.js";
+import { didYouMean } from "../diagnostics/suggest.js";
+import { isAssignable, type StaticType } from "../expr/signatures.js";
+import { describe, type ExpressionChecker } from "./expressions.js";
+import type { StaticValue } from "./static-value.js";
+
+// ajv is CommonJS; loading it through require keeps its default export typed under NodeNext.
+const require = createRequire(import.meta.url);
+const Ajv2020 = require("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js").default;
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+const validators = new Map<ConnectorSpec, ValidateFunction>();
+
+function validatorFor(spec: ConnectorSpec): ValidateFunction {
+  let validate = validators.get(spec);
+  if (validate === undefined) {
+    const schema = { ...connectorSchema(spec) };
+    delete schema.$id; // a schema is compiled once per spec object; ids would collide across reloads
+    validate = ajv.compile(schema);
+    validators.set(spec, validate);
+  }
+  return validate;
+}
+
+export interface CheckedOption {
+  readonly field: RecordField;
+  readonly spec: OptionField;
+  readonly value: StaticValue;
+}
+
+export interface OptionContext {
+  readonly diagnostics: DiagnosticBag;
+  readonly expressions: ExpressionChecker;
+  readonly staticValue: (expr: Expr) => StaticValue;
+}
+
+const acceptedTypes: Readonly<Record<OptionField["type"], readonly StaticType[]>> = {
+  string: ["string"],
+  integer: ["integer"],
+  number: ["number"],
+  boolean: ["boolean"],
+  "string[]": ["list"],
+  record: ["record"],
+  any: ["any"],
+};
+
+/** Checks `block` against `spec`; returns the options written, by name. */
+export function checkOptions(
+  block: RecordExpr,
+  spec: ConnectorSpec,
+  connector: Name,
+  context: OptionContext,
+): Map<string, CheckedOption> {
+  const { diagnostics } = context;
+  const checked = new Map<string, CheckedOption>();
+  for (const entry of block.entries) {
+    if (entry.kind !== "field") {
+      diagnostics.report("DTS3009", entry.span, { found: entry.kind === "spread" ? "a spread (...)" : "a drop (-name)" });
+      continue;
+    }
+    const name = entry.name.text;
+    const option = spec.options[name];
+    if (option === undefined) {
+      const help = didYouMean(name, Object.keys(spec.options));
+      diagnostics.report(
+        "DTS3001",
+        entry.name.span,
+        { name, connector: spec.name, kind: spec.role },
+        { help: help ?? `known options: ${Object.keys(spec.options).join(", ") || "none"}` },
+      );
+      context.expressions.check(entry.value, { kind: "event" });
+      continue;
+    }
+    if (checked.has(name)) {
+      diagnostics.report("DTS2017", entry.name.span, { name });
+      continue;
+    }
+    const type =
+      option.timing === "event"
+        ? context.expressions.check(entry.value, { kind: "event" })
+        : context.expressions.check(entry.value, { kind: "start", what: `option "${name}"`, option: name });
+    const value = context.staticValue(entry.value);
+    if (!value.known && !isAssignable(type, acceptedTypes[option.type])) {
+      diagnostics.report("DTS3003", entry.value.span, { name, expected: describeType(option), found: describe(type) });
+    }
+    checked.set(name, { field: entry, spec: option, value });
+  }
+
+  const instance: Record<string, JsonValue> = {};
+  for (const [name, option] of checked) if (option.value.known) instance[name] = option.value.value;
+  const validate = validatorFor(spec);
+  if (!validate(instance)) {
+    for (const error of validate.errors ?? []) reportSchemaError(error, spec, connector, block, checked, diagnostics);
+  }
+  return checked;
+}
+
+function reportSchemaError(
+  error: ErrorObject,
+  spec: ConnectorSpec,
+  connector: Name,
+  block: RecordExpr,
+  checked: ReadonlyMap<string, CheckedOption>,
+  diagnostics: DiagnosticBag,
+): void {
+  if (error.keyword === "additionalProperties") return; // reported with a suggestion above
+  if (error.keyword === "required") {
+    const missing = (error.params as { missingProperty: string }).missingProperty;
+    if (checked.has(missing)) return; // present, but known only at start
+    const option = spec.options[missing]!;
+    diagnostics.report(
+      "DTS3002",
+      connector.span,
+      { name: missing, connector: spec.name, kind: spec.role },
+      { help: `add ${missing}: ${option.example ?? "..."}` },
+    );
+    return;
+  }
+  const [name, ...rest] = error.instancePath.split("/").slice(1);
+  if (name === undefined) return;
+  const option = checked.get(name);
+  if (option === undefined) return;
+  const span = spanAt(option.field.value, rest) ?? option.field.value.span;
+  const shown = rest.length > 0 ? `${name}[${rest.join("][")}]` : name;
+  switch (error.keyword) {
+    case "type": {
+      const found = valueAt(option.value, rest);
+      diagnostics.report("DTS3003", span, {
+        name: shown,
+        expected: rest.length > 0 ? `a ${String(error.params.type)}` : describeType(option.spec),
+        found: describeJson(found),
+      });
+      return;
+    }
+    case "enum": {
+      const allowed = (error.params as { allowedValues: string[] }).allowedValues;
+      const found = valueAt(option.value, rest);
+      const help = typeof found === "string" ? didYouMean(found, allowed) : undefined;
+      diagnostics.report(
+        "DTS3004",
+        span,
+        { name: shown, allowed: allowed.map((v) => JSON.stringify(v)).join(", "), found: JSON.stringify(found) },
+        help === undefined ? {} : { help },
+      );
+      return;
+    }
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum": {
+      const limit = (error.params as { limit: number }).limit;
+      const words = error.keyword === "minimum" ? "at least" : error.keyword === "maximum" ? "at most" : error.keyword === "exclusiveMinimum" ? "above" : "below";
+      diagnostics.report("DTS3005", span, { name: shown, problem: `must be ${words} ${limit}, found ${JSON.stringify(valueAt(option.value, rest))}` });
+      return;
+    }
+    case "pattern": {
+      const meaning = option.spec.pattern?.meaning ?? `match ${option.spec.pattern?.regex ?? "its pattern"}`;
+      diagnostics.report("DTS3005", span, { name: shown, problem: `must be ${meaning}, found ${JSON.stringify(valueAt(option.value, rest))}` });
+      return;
+    }
+    default:
+      diagnostics.report("DTS3010", span, { name: shown, problem: error.message ?? error.keyword });
+  }
+}
+
+/** The AST node at a JSON path inside an option value (`/tables/1` → the second list item). */
+function spanAt(expr: Expr, path: readonly string[]): Span | undefined {
+  let node: Expr | undefined = expr;
+  for (const segment of path) {
+    if (node === undefined) return undefined;
+    if (node.kind === "list") node = node.items[Number(segment)];
+    else if (node.kind === "record") {
+      const field: RecordField | undefined = node.entries.find((entry): entry is RecordField => entry.kind === "field" && entry.name.text === segment);
+      node = field?.value;
+    } else return undefined;
+  }
+  return node?.span;
+}
+
+function valueAt(value: StaticValue, path: readonly string[]): JsonValue | undefined {
+  if (!value.known) return undefined;
+  let current: JsonValue | undefined = value.value;
+  for (const segment of path) {
+    if (Array.isArray(current)) current = current[Number(segment)];
+    else if (current !== null && typeof current === "object") current = current[segment];
+    else return undefined;
+  }
+  return current;
+}
+
+function describeJson(value: JsonValue | undefined): string {
+  if (value === undefined || value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  switch (typeof value) {
+    case "string":
+      return `a string (${JSON.stringify(value)})`;
+    case "number":
+      return Number.isInteger(value) ? `an integer (${value})` : `a number (${value})`;
+    case "boolean":
+      return `a boolean (${value})`;
+    default:
+      return "a record";
+  }
+}

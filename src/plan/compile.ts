@@ -1,0 +1,62 @@
+/**
+ * Checked pipeline → plan. Options are listed whole (written ones, then defaults), so the
+ * runtime never consults a spec; constants are inlined and everything else is kept as an
+ * expression with its timing and source text. Ids are derived from names and file order
+ * only, so a plan changes when the pipeline's meaning changes, not when a comment moves.
+ */
+import type { Expr, FlowDecl, Step } from "../ast/nodes.js";
+import type { CheckedConnector, CheckedPipeline } from "../check/check.js";
+import { toPlanExpr } from "./expr.js";
+import { PLAN_VERSION, type FlowPlan, type OptionPlan, type Plan, type StepPlan } from "./types.js";
+
+export function compilePlan(checked: CheckedPipeline, text: string): Plan {
+  const slice = (expr: { span: { start: number; end: number } }) => text.slice(expr.span.start, expr.span.end);
+  const valueOf = (expr: Expr, timing: "start" | "event"): OptionPlan => {
+    const value = checked.staticValue(expr);
+    return value.known ? { constant: value.value } : { expr: toPlanExpr(expr), timing, text: slice(expr) };
+  };
+  const connector = (c: CheckedConnector, prefix: "source" | "sink") => {
+    const options: Record<string, OptionPlan> = {};
+    for (const [name, spec] of Object.entries(c.spec.options)) {
+      const written = c.options.get(name);
+      if (written !== undefined) options[name] = valueOf(written.field.value, spec.timing);
+      else if (spec.default !== undefined) options[name] = { constant: spec.default };
+    }
+    return { id: `${prefix}:${c.decl.name.text}`, name: c.decl.name.text, connector: c.spec.name, options };
+  };
+  const flows = checked.flows.map((flow, index): FlowPlan => compileFlow(flow, index + 1, slice));
+  return {
+    dts_plan: PLAN_VERSION,
+    pipeline: { name: checked.name, checkpoint: checked.checkpoint, dead_letter: checked.deadLetter },
+    lets: checked.lets.map((decl) => ({ name: decl.name.text, value: valueOf(decl.value, "start") })),
+    sources: checked.sources.map((c) => connector(c, "source")),
+    sinks: checked.sinks.map((c) => connector(c, "sink")),
+    flows,
+  };
+}
+
+function compileFlow(flow: FlowDecl, number: number, slice: (node: { span: { start: number; end: number } }) => string): FlowPlan {
+  const id = `flow:${number}`;
+  // A step's text is what follows its "|", as the user wrote it.
+  const steps = flow.steps.map((step, index): StepPlan => compileStep(step, `${id}/step:${index + 1}`, slice(step).replace(/^\|\s*/, "")));
+  return { id, source: flow.source.text, steps, sinks: flow.sinks.map((sink) => sink.text) };
+}
+
+function compileStep(step: Step, id: string, text: string): StepPlan {
+  // A step's text is kept on one line so that runtime messages quoting it stay one line.
+  const oneLine = text.replace(/\s*\n\s*/g, " ");
+  switch (step.kind) {
+    case "filter":
+      return { id, kind: "filter", condition: toPlanExpr(step.condition), text: oneLine };
+    case "map":
+      return { id, kind: "map", record: toPlanExpr(step.record), text: oneLine };
+    case "route":
+      return { id, kind: "route", target: toPlanExpr(step.target), text: oneLine };
+    case "validate":
+      return { id, kind: "validate", schema: step.schemaPath.value, text: oneLine };
+    default: {
+      const never: never = step;
+      throw new Error(`unknown step ${JSON.stringify(never)}`);
+    }
+  }
+}

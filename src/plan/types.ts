@@ -1,0 +1,100 @@
+/**
+ * The plan: everything the runtime needs, and nothing of the syntax. It is plain JSON
+ * (printed canonically by `dts plan`, pinned by golden files), so it can be stored, diffed
+ * and reviewed. Expressions appear as `PlanExpr` trees — the AST without spans — to be
+ * compiled into closures by the runtime; `env()` stays a call in those trees, never resolved
+ * at compile time, so a plan holds no secret that lives in the environment.
+ */
+import type { BinaryOperator, UnaryOperator } from "../ast/nodes.js";
+import type { JsonValue } from "../connectors/spec.js";
+
+export const PLAN_VERSION = 1;
+
+export interface Plan {
+  readonly dts_plan: typeof PLAN_VERSION;
+  readonly pipeline: PipelinePlan;
+  /** In an order where each let comes after the lets it uses. */
+  readonly lets: readonly LetPlan[];
+  readonly sources: readonly SourcePlan[];
+  readonly sinks: readonly SinkPlan[];
+  readonly flows: readonly FlowPlan[];
+}
+
+export interface PipelinePlan {
+  readonly name: string;
+  readonly checkpoint: CheckpointPlan;
+  /** The sink that receives rejected events, or null: a rejected event stops the pipeline. */
+  readonly dead_letter: string | null;
+}
+
+/** `file`: a path relative to the pipeline file's folder; the others live in the named sink's store. */
+export type CheckpointPlan =
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "postgres" | "mysql" | "redis"; readonly sink: string };
+
+export interface LetPlan {
+  readonly name: string;
+  readonly value: OptionPlan;
+}
+
+/**
+ * An option's value: a constant (validated against the connector's schema at compile time),
+ * or an expression evaluated once at start or for every event.
+ */
+export type OptionPlan =
+  | { readonly constant: JsonValue }
+  | { readonly expr: PlanExpr; readonly timing: "start" | "event"; readonly text: string };
+
+export interface SourcePlan {
+  /** `source:NAME` */
+  readonly id: string;
+  readonly name: string;
+  readonly connector: string;
+  /** Every option of the connector that has a value: the ones written, then defaults. */
+  readonly options: Readonly<Record<string, OptionPlan>>;
+}
+
+export interface SinkPlan {
+  /** `sink:NAME` */
+  readonly id: string;
+  readonly name: string;
+  readonly connector: string;
+  readonly options: Readonly<Record<string, OptionPlan>>;
+}
+
+export interface FlowPlan {
+  /** `flow:N`, numbered from 1 in file order. */
+  readonly id: string;
+  readonly source: string;
+  readonly steps: readonly StepPlan[];
+  readonly sinks: readonly string[];
+}
+
+export type StepPlan =
+  | { readonly id: string; readonly kind: "filter"; readonly condition: PlanExpr; readonly text: string }
+  | { readonly id: string; readonly kind: "map"; readonly record: PlanExpr; readonly text: string }
+  | { readonly id: string; readonly kind: "route"; readonly target: PlanExpr; readonly text: string }
+  /** `schema`: the path as written, relative to the pipeline file's folder. */
+  | { readonly id: string; readonly kind: "validate"; readonly schema: string; readonly text: string };
+
+/** The AST's expression tree without spans. */
+export type PlanExpr =
+  | { readonly kind: "number"; readonly text: string; readonly fractional: boolean }
+  | { readonly kind: "string"; readonly value: string }
+  | { readonly kind: "template"; readonly parts: readonly (string | PlanExpr)[] }
+  | { readonly kind: "boolean"; readonly value: boolean }
+  | { readonly kind: "null" }
+  | { readonly kind: "list"; readonly items: readonly PlanExpr[] }
+  | { readonly kind: "record"; readonly entries: readonly PlanRecordEntry[] }
+  | { readonly kind: "identifier"; readonly name: string }
+  | { readonly kind: "member"; readonly object: PlanExpr; readonly property: string }
+  | { readonly kind: "index"; readonly object: PlanExpr; readonly index: PlanExpr }
+  | { readonly kind: "unary"; readonly operator: UnaryOperator; readonly operand: PlanExpr }
+  | { readonly kind: "binary"; readonly operator: BinaryOperator; readonly left: PlanExpr; readonly right: PlanExpr }
+  | { readonly kind: "isNull"; readonly operand: PlanExpr; readonly negated: boolean }
+  | { readonly kind: "call"; readonly callee: string; readonly args: readonly PlanExpr[] };
+
+export type PlanRecordEntry =
+  | { readonly kind: "field"; readonly name: string; readonly value: PlanExpr }
+  | { readonly kind: "spread"; readonly value: PlanExpr }
+  | { readonly kind: "drop"; readonly name: string };

@@ -1,0 +1,134 @@
+/**
+ * What a connector implements and what the runtime gives it. Sources are pulled: the
+ * runtime asks for the next batch only when its in-flight limit allows, so a slow sink slows
+ * the source and memory stays bounded by (batch size × in-flight batches), whatever the
+ * backlog. A push-based protocol (a replication socket) must pause itself while nobody pulls.
+ *
+ * Positions move only at transaction ends: a source marks the batches after which it could
+ * resume (`checkpoint`), the coordinator persists that checkpoint only after every sink that
+ * received the batch's events has made them durable, and only then tells the source
+ * (`acknowledge`), e.g. to move a PostgreSQL slot.
+ */
+import type { JsonValue } from "../connectors/spec.js";
+import type { ChangeEvent } from "../model/event.js";
+import type { Position } from "../model/position.js";
+import type { Value } from "../model/value.js";
+
+/** Where a source resumes: its position, and connector state such as snapshot progress. */
+export interface SourceCheckpoint {
+  readonly position: Position | null;
+  /** Connector-specific and JSON-serializable, e.g. `{ snapshot: { table, lastKey } }`. */
+  readonly state?: JsonValue;
+}
+
+export interface SourceBatch {
+  readonly events: readonly ChangeEvent[];
+  /**
+   * Set when the batch ends at a transaction boundary: after these events are durable, the
+   * source can resume from here. A batch that ends inside a large transaction has none.
+   */
+  readonly checkpoint?: SourceCheckpoint;
+  /** The source has nothing more to send right now (used by `--until-caught-up`). */
+  readonly caughtUp?: boolean;
+}
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface SourceContext {
+  readonly pipeline: string;
+  /** The source's name in the pipeline. */
+  readonly name: string;
+  /** Options fixed at start, `env()` and lets resolved, defaults filled. */
+  readonly options: Readonly<Record<string, Value>>;
+  /** The last durable checkpoint, or null on a first run. */
+  readonly resume: SourceCheckpoint | null;
+  readonly log: Logger;
+  /** Aborted when the pipeline stops: a source ends its iteration soon after. */
+  readonly signal: AbortSignal;
+}
+
+export interface SourceReader {
+  /** Connects and checks what it needs (tables exist, server settings); throws a ConnectorError. */
+  start(): Promise<void>;
+  /** Ends when the source is finite and done (datagen, jsonl, snapshot "only") or on abort. */
+  batches(): AsyncIterable<SourceBatch>;
+  /** Everything up to this checkpoint is durable in every sink and in the checkpoint store. */
+  acknowledge(checkpoint: SourceCheckpoint): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One event as a sink sees it: after the flow's steps, with its destination table. */
+export interface SinkEvent {
+  readonly event: ChangeEvent;
+  /** `target`: the source table, unless a `route` step set another. */
+  readonly target: string;
+  /** Set only for events sent to the dead-letter sink: why the event was rejected, and where. */
+  readonly rejection?: { readonly reason: string; readonly where: string };
+}
+
+export interface SinkBatch {
+  readonly events: readonly SinkEvent[];
+  /**
+   * When the sink holds the pipeline's checkpoints (`checkpoint: "postgres"`), the
+   * checkpoints to store in the same transaction as these events, by source name.
+   */
+  readonly checkpoints?: Readonly<Record<string, SourceCheckpoint>>;
+}
+
+/** An event the sink cannot take (a value its column cannot hold): dead-lettered with the reason. */
+export interface Rejection {
+  readonly index: number;
+  readonly reason: string;
+}
+
+export interface SinkContext {
+  readonly pipeline: string;
+  readonly name: string;
+  /** Options fixed at start, resolved. */
+  readonly options: Readonly<Record<string, Value>>;
+  /** Per-event options (e.g. a Redis key), compiled: call with the event to get the value. */
+  readonly eventOptions: Readonly<Record<string, (event: SinkEvent) => Value>>;
+  readonly log: Logger;
+}
+
+export interface SinkWriter {
+  start(): Promise<void>;
+  /**
+   * Resolves when every event of the batch is durable (or rejected). Called with one batch at a
+   * time per sink, in order. Throws a ConnectorError when it cannot write.
+   */
+  write(batch: SinkBatch): Promise<readonly Rejection[]>;
+  close(): Promise<void>;
+  /** Present when the sink can keep the pipeline's checkpoints in its own transactions. */
+  readonly checkpoints?: CheckpointStore;
+}
+
+/** Where checkpoints are kept: a file by default, or inside a database sink. */
+export interface CheckpointStore {
+  load(): Promise<Readonly<Record<string, SourceCheckpoint>>>;
+  /** Durable when it resolves. A sink-held store may instead save within `write`. */
+  save(checkpoints: Readonly<Record<string, SourceCheckpoint>>): Promise<void>;
+}
+
+/**
+ * Errors a connector throws. `retriable` errors (a dropped connection, a deadlock) are retried
+ * with backoff; the others stop the pipeline with the message and the last durable position.
+ */
+export class ConnectorError extends Error {
+  constructor(
+    message: string,
+    readonly retriable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "ConnectorError";
+  }
+}
+
+export type SourceFactory = (context: SourceContext) => SourceReader;
+export type SinkFactory = (context: SinkContext) => SinkWriter;
