@@ -8,5 +8,6 @@ export default defineConfig({
     // Integration tests share real servers and databases; files run one at a time
     // so that they do not fight over replication slots and table names.
     fileParallelism: false,
+    reporters: ["default", "./test/summary-reporter.ts"],
   },
 });

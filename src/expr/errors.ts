@@ -1,0 +1,40 @@
+/**
+ * The one error an expression raises, at compile time or per event.
+ *
+ * Per event it is data, not a crash: the runtime catches it and sends the event to the
+ * pipeline's dead-letter sink with `message` as the reason (or stops with it, printed at
+ * `span`). The checker reports the same problems statically where it can, so at compile time
+ * this error normally means the checker was bypassed (an API caller, a plan from elsewhere).
+ */
+import type { Span } from "../ast/nodes.js";
+
+export type ExpressionErrorCode =
+  /** An operand or argument of the wrong runtime type: `"a" * 2`, `lower(5)`. */
+  | "type"
+  /** `/` or `%` by zero (of any numeric kind; floats do not give Infinity). */
+  | "division-by-zero"
+  /** The right type but an unusable value: `int("abc")`, `parse_json("{")`, a bad regex. */
+  | "invalid-value"
+  /** A name that is neither an event field nor a `let` (compile time). */
+  | "unknown-name"
+  /** A call to a function the language does not have (compile time). */
+  | "unknown-function"
+  /** A call with too few or too many arguments (compile time). */
+  | "arity"
+  /** `env(NAME)` without a default, and NAME is not set. */
+  | "env-unset"
+  /** An expression fixed at start reads the change event, or env() arguments do. */
+  | "not-at-start";
+
+export class ExpressionError extends Error {
+  readonly code: ExpressionErrorCode;
+  /** The node that failed (for an operator, the operator itself). */
+  readonly span: Span;
+
+  constructor(code: ExpressionErrorCode, message: string, span: Span) {
+    super(message);
+    this.name = "ExpressionError";
+    this.code = code;
+    this.span = span;
+  }
+}
