@@ -8,6 +8,11 @@ import { join, relative, resolve, sep } from "node:path";
 import { renderConnectorIndex, renderConnectorPage, schemaFileName, specsByConnector } from "../src/connectors/doc.js";
 import { sinkSpecs, sourceSpecs } from "../src/connectors/registry.js";
 import { connectorSchema, type ConnectorSpec } from "../src/connectors/spec.js";
+import { cstTypesFile } from "./grammar/cst-types.js";
+import { ebnfFile } from "./grammar/ebnf.js";
+import { railroadFiles } from "./grammar/railroad.js";
+import { grammarReadmeFile } from "./grammar/readme.js";
+import { textmateFile } from "./grammar/textmate.js";
 
 export interface GeneratedFile {
   /** Relative to the repository root, with "/" separators. */
@@ -21,9 +26,17 @@ type Generator = () => readonly GeneratedFile[] | Promise<readonly GeneratedFile
  * Folders that hold generated files only: a file in them that no generator produces is left
  * over from a removed connector or page, and is reported (and removed by `npm run gen`).
  */
-export const generatedFolders: readonly string[] = ["docs/connectors"];
+export const generatedFolders: readonly string[] = ["docs/connectors", "grammar"];
 
-const generators: readonly Generator[] = [connectorPages, connectorSchemas];
+const generators: readonly Generator[] = [
+  connectorPages,
+  connectorSchemas,
+  cstTypesFile,
+  railroadFiles,
+  ebnfFile,
+  textmateFile,
+  grammarReadmeFile,
+];
 
 export async function generatedFiles(): Promise<GeneratedFile[]> {
   const files: GeneratedFile[] = [];
