@@ -50,6 +50,11 @@ export interface SourceContext {
   readonly log: Logger;
   /** Aborted when the pipeline stops: a source ends its iteration soon after. */
   readonly signal: AbortSignal;
+  /**
+   * The pipeline file's folder: a relative path in an option (a file to read) is relative to
+   * it, as checkpoint files and validate schemas are. The working directory when absent.
+   */
+  readonly baseDir?: string;
 }
 
 export interface SourceReader {
@@ -60,6 +65,20 @@ export interface SourceReader {
   /** Everything up to this checkpoint is durable in every sink and in the checkpoint store. */
   acknowledge(checkpoint: SourceCheckpoint): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional: a captured table's columns and primary key as the source database declares them,
+   * for sinks that create missing tables (`create_tables`). Undefined for a table it does not know.
+   */
+  describe?(table: { readonly schema: string; readonly table: string }): Promise<TableSchema | undefined>;
+}
+
+/** A table as its source database declares it: what a sink needs to create a faithful copy. */
+export interface TableSchema {
+  /** The database whose type names `columns[].type` uses. */
+  readonly dialect: "postgres" | "mysql";
+  /** In table order. `type` as the database prints it: `numeric(10,2)`, `character varying(3)`, `integer[]`, `varchar(20)`. */
+  readonly columns: readonly { readonly name: string; readonly type: string; readonly nullable: boolean }[];
+  readonly primaryKey: readonly string[];
 }
 
 /** One event as a sink sees it: after the flow's steps, with its destination table. */
@@ -76,6 +95,9 @@ export interface SinkBatch {
   /**
    * When the sink holds the pipeline's checkpoints (`checkpoint: "postgres"`), the
    * checkpoints to store in the same transaction as these events, by source name.
+   * `events` may then be empty (a batch whose events were all filtered out still moves the
+   * position). A write that rejects any event must not store these checkpoints: the runner
+   * then stops, and the position must not have moved past the rejected event.
    */
   readonly checkpoints?: Readonly<Record<string, SourceCheckpoint>>;
 }
@@ -94,6 +116,17 @@ export interface SinkContext {
   /** Per-event options (e.g. a Redis key), compiled: call with the event to get the value. */
   readonly eventOptions: Readonly<Record<string, (event: SinkEvent) => Value>>;
   readonly log: Logger;
+  /**
+   * The pipeline file's folder: a relative path in an option (a file to write) is relative
+   * to it. The working directory when absent.
+   */
+  readonly baseDir?: string;
+  /**
+   * Optional: the schema of the source table an event came from (the `describe` of the source
+   * that read it), for `create_tables`. Sinks infer types from values when it is absent or
+   * gives undefined.
+   */
+  readonly describeSource?: (event: ChangeEvent) => Promise<TableSchema | undefined>;
 }
 
 export interface SinkWriter {
@@ -111,7 +144,10 @@ export interface SinkWriter {
 /** Where checkpoints are kept: a file by default, or inside a database sink. */
 export interface CheckpointStore {
   load(): Promise<Readonly<Record<string, SourceCheckpoint>>>;
-  /** Durable when it resolves. A sink-held store may instead save within `write`. */
+  /**
+   * Durable when it resolves. Sources not named keep the checkpoint they had (the runner may
+   * save one source without the others). A sink-held store may instead save within `write`.
+   */
   save(checkpoints: Readonly<Record<string, SourceCheckpoint>>): Promise<void>;
 }
 
