@@ -79,7 +79,7 @@ export class ConnectorNotBuiltError extends Error {
 async function importImplementation(name: string, role: Role): Promise<unknown> {
   if (findSpec(role, name) === undefined) throw new Error(`unknown ${role} connector "${name}"`);
   try {
-    return await import(`./${name}/${role}.js`);
+    return await import(/* @vite-ignore */ `./${name}/${role}.js`);
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === "ERR_MODULE_NOT_FOUND" && String((error as Error).message).includes(`/${name}/${role}.js`)) {

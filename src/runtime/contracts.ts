@@ -64,6 +64,7 @@ export interface SourceReader {
   batches(): AsyncIterable<SourceBatch>;
   /** Everything up to this checkpoint is durable in every sink and in the checkpoint store. */
   acknowledge(checkpoint: SourceCheckpoint): Promise<void>;
+  /** Called once at the end, also after a failed `start()` (release whatever it opened). */
   close(): Promise<void>;
   /**
    * Optional: a captured table's columns and primary key as the source database declares them,
@@ -136,6 +137,7 @@ export interface SinkWriter {
    * time per sink, in order. Throws a ConnectorError when it cannot write.
    */
   write(batch: SinkBatch): Promise<readonly Rejection[]>;
+  /** Called once at the end, also after a failed `start()` (release whatever it opened). */
   close(): Promise<void>;
   /** Present when the sink can keep the pipeline's checkpoints in its own transactions. */
   readonly checkpoints?: CheckpointStore;

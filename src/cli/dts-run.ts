@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+/**
+ * `dts-run FILE.dts [--until-caught-up] [--log-level debug|info|warn|error]` — runs a pipeline.
+ *
+ * Exit codes (also in docs/running.md):
+ *   0  stopped normally: the sources ended, --until-caught-up was reached, or SIGINT/SIGTERM
+ *      (everything read was drained and checkpointed first)
+ *   1  the pipeline is invalid: compile errors (printed), or a value fixed at start cannot be
+ *      computed (an unset environment variable without a default, an unreadable schema)
+ *   2  bad usage: unknown option, no file, a file that cannot be read
+ *   3  a connector failed for good (or the checkpoint store did), or a connector is specified
+ *      but not built yet
+ *   4  an event was rejected (by a step or a sink) and the pipeline has no dead_letter sink
+ *   130 / 143  a second SIGINT / SIGTERM while draining: exited at once, without the last
+ *      checkpoint (the next run repeats what was not checkpointed)
+ *   70 an internal error (a bug in dts)
+ *
+ * On a terminal, stderr shows a progress line and short log lines; otherwise stderr carries
+ * JSON log lines. Errors are one line (`dts-run: error: ...`); the stack trace only with
+ * --log-level debug.
+ */
+import { dirname, resolve } from "node:path";
+import { compileFile } from "../compile.js";
+import type { Plan } from "../plan/types.js";
+import { createLogger, isLogLevel, LOG_LEVELS, streamLineSink, type LineSink, type LogLevel } from "../runtime/log.js";
+import { Metrics } from "../runtime/metrics.js";
+import { ProgressDisplay } from "../runtime/progress.js";
+import { PipelineFailure, runPipeline, type FailureKind, type RunSummary } from "../runtime/run.js";
+
+const usage = `usage: dts-run FILE.dts [--until-caught-up] [--log-level ${LOG_LEVELS.join("|")}]
+
+  --until-caught-up   stop once every source has nothing more to send
+  --log-level LEVEL   the least important log records shown (default info)
+
+SIGINT or SIGTERM stops the run after draining and checkpointing; a second one exits at once.`;
+
+const EXIT_FOR: Readonly<Record<FailureKind, number>> = { start: 1, connector: 3, rejected: 4 };
+
+interface Arguments {
+  readonly file: string;
+  readonly untilCaughtUp: boolean;
+  readonly logLevel: LogLevel;
+}
+
+function parseArguments(argv: readonly string[]): Arguments | string {
+  let file: string | undefined;
+  let untilCaughtUp = false;
+  let logLevel: LogLevel = "info";
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--until-caught-up") {
+      untilCaughtUp = true;
+    } else if (arg === "--log-level" || arg.startsWith("--log-level=")) {
+      const value = arg === "--log-level" ? argv[++i] : arg.slice("--log-level=".length);
+      if (value === undefined || !isLogLevel(value)) return `--log-level is one of ${LOG_LEVELS.join(", ")}, not ${value ?? "nothing"}`;
+      logLevel = value;
+    } else if (arg.startsWith("-") && arg !== "-") {
+      return `unknown option ${arg}`;
+    } else if (file === undefined) {
+      file = arg;
+    } else {
+      return "dts-run takes one pipeline file";
+    }
+  }
+  if (file === undefined) return "no pipeline file given";
+  return { file, untilCaughtUp, logLevel };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const args = parseArguments(argv);
+  if (typeof args === "string") {
+    process.stderr.write(`dts-run: ${args}\n${usage}\n`);
+    return 2;
+  }
+
+  let compiled;
+  try {
+    compiled = await compileFile(args.file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    process.stderr.write(`dts-run: cannot read ${args.file}: ${code === "ENOENT" ? "no such file" : (error as Error).message}\n`);
+    return 2;
+  }
+  if (compiled.rendered !== "") process.stderr.write(`${compiled.rendered}\n\n`);
+  const plan = compiled.plan;
+  if (plan === undefined) return 1;
+
+  const metrics = new Metrics(plan.sources.map((s) => s.name), plan.sinks.map((s) => s.name));
+  const terminal = process.stderr.isTTY === true;
+  // The progress line would be torn apart by a sink printing to the same terminal.
+  const progress = terminal && !(process.stdout.isTTY && writesToStdout(plan)) ? new ProgressDisplay(metrics, process.stderr) : undefined;
+  const lines: LineSink = progress ?? streamLineSink(process.stderr);
+  const log = createLogger({ level: args.logLevel, format: terminal ? "text" : "json", out: lines });
+
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`\ndts-run: ${signal} again: exiting without the last checkpoint\n`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
+    log.info(`${signal}: stopping after what was read is durable (${signal} again exits at once)`);
+    stop.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  progress?.start();
+  try {
+    const summary = await runPipeline(plan, {
+      baseDir: dirname(resolve(args.file)),
+      untilCaughtUp: args.untilCaughtUp,
+      signal: stop.signal,
+      log,
+      metrics,
+    });
+    progress?.stop();
+    logSummary(log, summary);
+    return 0;
+  } catch (error) {
+    progress?.stop();
+    if (!(error instanceof PipelineFailure)) throw error;
+    process.stderr.write(`dts-run: error: ${error.message}\n`);
+    if (args.logLevel === "debug") process.stderr.write(`${stackOf(error)}\n`);
+    if (error.summary !== undefined) {
+      process.stderr.write(`dts-run: last durable positions: ${describePositions(error.summary)}\n`);
+    }
+    return EXIT_FOR[error.kind];
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+function writesToStdout(plan: Plan): boolean {
+  return plan.sinks.some((sink) => {
+    const path = sink.options["path"];
+    return path !== undefined && "constant" in path && path.constant === "-";
+  });
+}
+
+function logSummary(log: ReturnType<typeof createLogger>, summary: RunSummary): void {
+  const read = Object.values(summary.sources).reduce((n, s) => n + s.events, 0);
+  log.info("done", {
+    stopped_by: summary.stoppedBy,
+    seconds: summary.seconds,
+    events_per_second: summary.seconds > 0 ? Math.round(read / summary.seconds) : read,
+    read: Object.fromEntries(Object.entries(summary.sources).map(([name, s]) => [name, s.events])),
+    written: Object.fromEntries(Object.entries(summary.sinks).map(([name, s]) => [name, s.events])),
+    dead_lettered: summary.deadLettered,
+    positions: Object.fromEntries(
+      Object.entries(summary.sources).map(([name, s]) => [name, s.checkpoint?.position ?? null]),
+    ),
+  });
+}
+
+function describePositions(summary: RunSummary): string {
+  const parts = Object.entries(summary.sources).map(([name, source]) => {
+    const position = source.checkpoint?.position;
+    return position === undefined || position === null ? `${name} at its beginning` : `${name} at ${position.kind} ${position.token}`;
+  });
+  return parts.length === 0 ? "none" : `${parts.join(", ")} (the next run resumes there)`;
+}
+
+function stackOf(error: Error): string {
+  let text = error.stack ?? String(error);
+  let cause = error.cause;
+  while (cause instanceof Error) {
+    text += `\ncaused by: ${cause.stack ?? cause.message}`;
+    cause = cause.cause;
+  }
+  return text;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Everything is closed by now; a connector that left a handle open must not keep the
+    // process alive, so a last timer (which itself does not) ends it.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (error: unknown) => {
+    process.stderr.write(`dts-run: internal error: ${(error as Error).message}\n`);
+    if (process.argv.includes("debug")) process.stderr.write(`${(error as Error).stack}\n`);
+    process.exitCode = 70;
+  },
+);

@@ -1,0 +1,190 @@
+/**
+ * The pipeline as a graph: sources → flows → sinks, and what happens to one source batch.
+ *
+ * A source may feed several flows, a flow fans out to several sinks, and a sink may be fed by
+ * several flows (and by several sources). For each batch, `dispatch` runs every flow of the
+ * source, gathers what each sink receives into one work item per sink — merged back into the
+ * source's event order when several flows feed the same sink, so that per-key order holds —
+ * and opens a checkpoint ticket that completes when every one of those items is durable.
+ *
+ * Rejected events never vanish: a step's rejections and a sink's rejections go to the
+ * dead-letter sink as part of the same ticket (so the position does not move past them until
+ * they are durable there), or, without a dead-letter sink, stop the pipeline before anything
+ * of the batch is written (a step's rejection) or before the position moves (a sink's).
+ */
+import type { ChangeEvent } from "../model/event.js";
+import type { Plan } from "../plan/types.js";
+import type { CheckpointCoordinator, BatchTicket } from "./checkpoint-coordinator.js";
+import type { Rejection, SinkEvent, SourceBatch, SourceCheckpoint } from "./contracts.js";
+import { RejectedEventError } from "./failures.js";
+import type { Metrics } from "./metrics.js";
+import type { SinkWorker } from "./sink-worker.js";
+import { defaultTarget } from "./start-values.js";
+import { emptyFlowOutput, type CompiledFlow } from "./steps.js";
+
+/** Events bound for one sink, each with its place in the source batch. */
+interface Part {
+  readonly events: SinkEvent[];
+  readonly indexes: number[];
+}
+
+/**
+ * Which sources keep their checkpoints inside a sink's transactions: when the pipeline's
+ * checkpoint store is a sink (`checkpoint: "postgres"`) and that sink is the only one the
+ * source's events can reach. With a second sink (or a dead-letter sink) the checkpoint must
+ * wait for all of them, so it goes through the store after they are durable.
+ */
+export function checkpointsInSink(plan: Plan): Map<string, boolean> {
+  const holder = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
+  const result = new Map<string, boolean>();
+  for (const source of plan.sources) {
+    const fed = new Set<string>();
+    for (const flow of plan.flows) if (flow.source === source.name) for (const sink of flow.sinks) fed.add(sink);
+    if (plan.pipeline.dead_letter !== null) fed.add(plan.pipeline.dead_letter);
+    result.set(source.name, holder !== null && fed.size === 1 && fed.has(holder));
+  }
+  return result;
+}
+
+export interface GraphOptions {
+  readonly flows: readonly CompiledFlow[];
+  readonly workers: ReadonlyMap<string, SinkWorker>;
+  readonly coordinator: CheckpointCoordinator;
+  readonly deadLetter: string | null;
+  readonly storedBySink: ReadonlyMap<string, boolean>;
+  /** The sink holding checkpoints, when it is a sink. */
+  readonly checkpointSink: string | null;
+  readonly metrics: Metrics;
+  readonly onFatal: (error: unknown) => void;
+}
+
+export class PipelineGraph {
+  private readonly flowsBySource = new Map<string, CompiledFlow[]>();
+
+  constructor(private readonly options: GraphOptions) {
+    for (const flow of options.flows) {
+      const list = this.flowsBySource.get(flow.source) ?? [];
+      list.push(flow);
+      this.flowsBySource.set(flow.source, list);
+    }
+  }
+
+  /**
+   * Runs the source's flows over the batch and hands the results to the sinks. Returns false
+   * when the batch stopped the pipeline (a rejection with no dead-letter sink).
+   */
+  dispatch(source: string, batch: SourceBatch): boolean {
+    const { deadLetter, metrics } = this.options;
+    const events = batch.events;
+    const parts = new Map<string, Part[]>();
+    const add = (sink: string, part: Part): void => {
+      const list = parts.get(sink);
+      if (list === undefined) parts.set(sink, [part]);
+      else list.push(part);
+    };
+    for (const flow of this.flowsBySource.get(source) ?? []) {
+      const out = emptyFlowOutput();
+      flow.run(events, out);
+      if (out.rejected.length > 0) {
+        metrics.stepRejected += out.rejected.length;
+        if (deadLetter === null) {
+          const first = out.rejected[0]!;
+          this.options.onFatal(new RejectedEventError(first.event, first.rejection!.reason, first.rejection!.where));
+          return false;
+        }
+        metrics.deadLettered += out.rejected.length;
+        add(deadLetter, { events: out.rejected, indexes: out.rejectedIndex });
+      }
+      if (out.kept.length > 0) {
+        const part = { events: out.kept, indexes: out.keptIndex };
+        for (const sink of flow.sinks) add(sink, part);
+      }
+    }
+
+    const checkpoint = batch.checkpoint;
+    const inSink = checkpoint !== undefined && this.options.storedBySink.get(source) === true;
+    const holder = this.options.checkpointSink;
+    if (inSink && holder !== null && !parts.has(holder)) {
+      // Nothing for the sink in this batch, but the position still moves, and it must move in
+      // the sink's own order (after the writes already queued there), so it goes as an empty write.
+      parts.set(holder, [{ events: [], indexes: [] }]);
+    }
+
+    const ticket = this.options.coordinator.open(source, checkpoint, parts.size);
+    for (const [sink, list] of parts) {
+      const part = list.length === 1 ? list[0]! : mergeParts(list);
+      const checkpoints: Record<string, SourceCheckpoint> | undefined =
+        inSink && sink === holder ? { [source]: checkpoint! } : undefined;
+      this.worker(sink).enqueue({
+        events: part.events,
+        ...(checkpoints !== undefined ? { checkpoints } : {}),
+        onDurable: (rejections) => this.written(sink, ticket, events, part, rejections),
+      });
+    }
+    return true;
+  }
+
+  /** A sink made its part of a batch durable, perhaps refusing some events. */
+  private written(sink: string, ticket: BatchTicket, original: readonly ChangeEvent[], part: Part, rejections: readonly Rejection[]): void {
+    const { deadLetter, coordinator, metrics } = this.options;
+    if (rejections.length === 0) {
+      coordinator.sinkDone(ticket);
+      return;
+    }
+    const first = rejections[0]!;
+    const firstEvent = original[part.indexes[first.index]!]!;
+    if (deadLetter === null || sink === deadLetter) {
+      const where = sink === deadLetter ? `the dead-letter sink ${sink}` : `sink ${sink}`;
+      this.options.onFatal(new RejectedEventError(firstEvent, first.reason, where));
+      return;
+    }
+    // The event goes to the dead-letter sink as it entered the flow, like a step's rejection.
+    const rejected: SinkEvent[] = rejections.map((rejection) => {
+      const event = original[part.indexes[rejection.index]!]!;
+      return { event, target: defaultTarget(event), rejection: { reason: rejection.reason, where: `sink ${sink}` } };
+    });
+    metrics.deadLettered += rejected.length;
+    ticket.pending++;
+    this.worker(deadLetter).enqueue({
+      events: rejected,
+      onDurable: (refused) => {
+        if (refused.length === 0) {
+          coordinator.sinkDone(ticket);
+          return;
+        }
+        const event = rejected[refused[0]!.index]!.event;
+        this.options.onFatal(new RejectedEventError(event, refused[0]!.reason, `the dead-letter sink ${deadLetter}`));
+      },
+    });
+    coordinator.sinkDone(ticket);
+  }
+
+  private worker(sink: string): SinkWorker {
+    const worker = this.options.workers.get(sink);
+    if (worker === undefined) throw new Error(`no worker for sink ${sink}`);
+    return worker;
+  }
+}
+
+/** Parts (each in batch order) merged into batch order; equal indexes keep the parts' order. */
+function mergeParts(parts: readonly Part[]): Part {
+  let merged = parts[0]!;
+  for (let p = 1; p < parts.length; p++) {
+    const next = parts[p]!;
+    const events: SinkEvent[] = [];
+    const indexes: number[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < merged.indexes.length || j < next.indexes.length) {
+      if (j >= next.indexes.length || (i < merged.indexes.length && merged.indexes[i]! <= next.indexes[j]!)) {
+        events.push(merged.events[i]!);
+        indexes.push(merged.indexes[i++]!);
+      } else {
+        events.push(next.events[j]!);
+        indexes.push(next.indexes[j++]!);
+      }
+    }
+    merged = { events, indexes };
+  }
+  return merged;
+}

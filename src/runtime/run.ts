@@ -1,0 +1,362 @@
+/**
+ * Runs a compiled plan: the one entry point of the runtime.
+ *
+ * Order of a run: values fixed at start are resolved and every flow compiled (so a missing
+ * variable or schema fails before anything connects); every connector implementation is
+ * loaded (so a connector that is not built yet fails before anything connects either); sinks
+ * start, then the checkpoint store is read (it may live in a sink), then sources start,
+ * each resuming from its checkpoint. It runs until
+ *   (a) every source's iterator ended,
+ *   (b) `untilCaughtUp` and every source's latest batch said `caughtUp` (or it ended), or
+ *   (c) `signal` aborts;
+ * then it stops pulling, lets every batch already read become durable in every sink, saves
+ * the last checkpoint, and closes sources, then sinks. A fatal error anywhere stops pulling at
+ * once, waits for the writes already running, closes everything and throws a
+ * `PipelineFailure` carrying the summary with each source's last durable position.
+ */
+import { resolve } from "node:path";
+import { ConnectorNotBuiltError, loadSink, loadSource } from "../connectors/registry.js";
+import type { Plan } from "../plan/types.js";
+import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
+import type { CheckpointStore, Logger, SinkFactory, SinkWriter, SourceCheckpoint, SourceFactory } from "./contracts.js";
+import { PipelineFailure, RejectedEventError, type FailureKind, type RunSummary } from "./failures.js";
+import { FileCheckpointStore } from "./file-checkpoint-store.js";
+import { checkpointsInSink, PipelineGraph } from "./graph.js";
+import { asRunLogger, silentLogger, type RunLogger } from "./log.js";
+import { Metrics } from "./metrics.js";
+import { DEFAULT_RETRY_POLICY, messageOf, withRetry, type RetryPolicy } from "./retry.js";
+import { SinkWorker } from "./sink-worker.js";
+import { SourcePump } from "./source-pump.js";
+import { resolveStartValues, StartValueError } from "./start-values.js";
+import { compileFlow, type CompiledFlow } from "./steps.js";
+
+export { PipelineFailure, type FailureKind, type RunSummary, type SinkSummary, type SourceSummary } from "./failures.js";
+
+/** Batches a source may have read but not yet made durable everywhere. */
+export const DEFAULT_IN_FLIGHT_BATCHES = 4;
+
+export interface RunOptions {
+  /** The pipeline file's folder: file checkpoints, validate schemas and relative paths resolve against it. */
+  readonly baseDir: string;
+  /** Stop once every source has nothing more to send and everything read is durable. */
+  readonly untilCaughtUp?: boolean;
+  /** Aborting it drains, checkpoints and stops the run (SIGINT/SIGTERM in the CLI). */
+  readonly signal?: AbortSignal;
+  /** Where the run logs; silent when absent. A `RunLogger` (log.ts) or any `Logger`. */
+  readonly log?: Logger;
+  /** Implementations by connector name, used instead of the registry's (tests, embedding). */
+  readonly connectors?: {
+    readonly sources?: Readonly<Record<string, SourceFactory>>;
+    readonly sinks?: Readonly<Record<string, SinkFactory>>;
+  };
+  /** Per source; default 4. */
+  readonly inFlightBatches?: number;
+  readonly retry?: RetryPolicy;
+  /** Environment for env(); default process.env. */
+  readonly env?: (name: string) => string | undefined;
+  /** Counters to fill, e.g. shared with a progress display; created when absent. */
+  readonly metrics?: Metrics;
+  /** Used instead of the store the plan names (tests). */
+  readonly checkpointStore?: CheckpointStore;
+}
+
+export async function runPipeline(plan: Plan, options: RunOptions): Promise<RunSummary> {
+  return new PipelineRun(plan, options).run();
+}
+
+class PipelineRun {
+  private readonly log: RunLogger;
+  private readonly metrics: Metrics;
+  private readonly retry: RetryPolicy;
+  /** Aborted to stop pulling: outside signal, caught up, or failure. */
+  private readonly stop = new AbortController();
+  private failure: { error: unknown; where: string } | undefined;
+  private failed!: () => void;
+  private readonly failedPromise = new Promise<void>((resolve) => (this.failed = resolve));
+  private stoppedBy: RunSummary["stoppedBy"] = "end";
+  private readonly writers = new Map<string, SinkWriter>();
+  private readonly workers = new Map<string, SinkWorker>();
+  private readonly pumps = new Map<string, SourcePump>();
+  private coordinator: CheckpointCoordinator | undefined;
+  /** The checkpoints the run resumed from. */
+  private initial: Readonly<Record<string, SourceCheckpoint>> = {};
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly options: RunOptions,
+  ) {
+    this.log = options.log === undefined ? silentLogger : asRunLogger(options.log);
+    this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.metrics = options.metrics ?? new Metrics(plan.sources.map((s) => s.name), plan.sinks.map((s) => s.name));
+  }
+
+  async run(): Promise<RunSummary> {
+    const { options, log } = this;
+    const outside = options.signal;
+    const onAbort = (): void => {
+      if (this.stoppedBy === "end") this.stoppedBy = "signal";
+      log.debug("stopping: draining what was read, then saving the checkpoint");
+      this.stop.abort();
+    };
+    if (outside?.aborted) onAbort();
+    outside?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await this.start();
+      if (this.failure === undefined) await this.flow();
+    } catch (error) {
+      // Connector and step errors are caught where they happen; this is anything else.
+      this.fail(error, "pipeline");
+    } finally {
+      outside?.removeEventListener("abort", onAbort);
+      await this.closeAll();
+    }
+    const summary = this.summary();
+    if (this.failure !== undefined) {
+      const { error, where } = this.failure;
+      // A rejection's message already says where (the step or the sink) and which event.
+      const message = error instanceof RejectedEventError ? error.message : `${where}: ${messageOf(error)}`;
+      throw new PipelineFailure(failureKind(error), message, summary, { cause: error });
+    }
+    log.debug("pipeline stopped", { stopped_by: summary.stoppedBy, seconds: summary.seconds });
+    return summary;
+  }
+
+  // ------------------------------------------------------------------ start
+
+  private async start(): Promise<void> {
+    const { plan, options, log } = this;
+    let startValues;
+    let flows: CompiledFlow[];
+    try {
+      startValues = resolveStartValues(plan, options.env);
+      flows = plan.flows.map((flow) => compileFlow(flow, { scope: startValues!.scope, baseDir: options.baseDir, log }));
+    } catch (error) {
+      this.fail(error, `pipeline ${plan.pipeline.name}`);
+      return;
+    }
+
+    // Every implementation is loaded before anything connects, so that a connector that is
+    // not built yet is reported at once rather than after the others have started.
+    const sinkFactories = new Map<string, SinkFactory>();
+    const sourceFactories = new Map<string, SourceFactory>();
+    for (const sink of plan.sinks) {
+      const factory = await this.load(`sink ${sink.name}`, () => options.connectors?.sinks?.[sink.connector] ?? loadSink(sink.connector));
+      if (factory === undefined) return;
+      sinkFactories.set(sink.name, factory);
+    }
+    for (const source of plan.sources) {
+      const factory = await this.load(`source ${source.name}`, () => options.connectors?.sources?.[source.connector] ?? loadSource(source.connector));
+      if (factory === undefined) return;
+      sourceFactories.set(source.name, factory);
+    }
+
+    for (const sink of plan.sinks) {
+      const resolved = startValues.sinks.get(sink.name)!;
+      const sinkLog = log.child({ sink: sink.name });
+      try {
+        const writer = sinkFactories.get(sink.name)!({
+          pipeline: plan.pipeline.name,
+          name: sink.name,
+          options: { ...resolved.options },
+          eventOptions: resolved.eventOptions,
+          log: sinkLog,
+          baseDir: options.baseDir,
+        });
+        this.writers.set(sink.name, writer);
+        await withRetry(`starting sink ${sink.name}`, () => writer.start(), { policy: this.retry, log: sinkLog, signal: this.stop.signal });
+      } catch (error) {
+        this.fail(error, `sink ${sink.name}`);
+        return;
+      }
+      log.info("sink started", { sink: sink.name, connector: sink.connector });
+    }
+
+    let store: CheckpointStore;
+    let initial: Readonly<Record<string, SourceCheckpoint>>;
+    try {
+      store = this.checkpointStore();
+      initial = await withRetry("reading the checkpoints", () => store.load(), { policy: this.retry, log });
+    } catch (error) {
+      this.fail(error, "checkpoint store");
+      return;
+    }
+
+    const storedBySink = checkpointsInSink(plan);
+    const checkpointSink = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
+    const coordinator = new CheckpointCoordinator({
+      store,
+      sources: new Map(plan.sources.map((s) => [s.name, { storedBySink: storedBySink.get(s.name) === true }])),
+      initial,
+      acknowledge: async (source, checkpoint) => {
+        await this.pumps.get(source)?.reader?.acknowledge(checkpoint);
+      },
+      onFatal: (error) => this.fail(error, "checkpoint store"),
+      onRetired: (source) => this.pumps.get(source)?.retired(),
+      retry: this.retry,
+      log,
+    });
+    this.coordinator = coordinator;
+
+    for (const sink of plan.sinks) {
+      this.workers.set(
+        sink.name,
+        new SinkWorker(sink.name, this.writers.get(sink.name)!, {
+          retry: this.retry,
+          log: log.child({ sink: sink.name }),
+          counters: this.metrics.sink(sink.name),
+          onFatal: (error) => this.fail(error, `sink ${sink.name}`),
+        }),
+      );
+    }
+    const graph = new PipelineGraph({
+      flows,
+      workers: this.workers,
+      coordinator,
+      deadLetter: plan.pipeline.dead_letter,
+      storedBySink,
+      checkpointSink,
+      metrics: this.metrics,
+      onFatal: (error) => this.fail(error, "pipeline"),
+    });
+
+    const inFlightLimit = Math.max(1, options.inFlightBatches ?? DEFAULT_IN_FLIGHT_BATCHES);
+    for (const source of plan.sources) {
+      const resolved = startValues.sources.get(source.name)!;
+      const sourceLog = log.child({ source: source.name });
+      const factory = sourceFactories.get(source.name)!;
+      this.pumps.set(
+        source.name,
+        new SourcePump({
+          name: source.name,
+          createReader: (resume) =>
+            factory({
+              pipeline: plan.pipeline.name,
+              name: source.name,
+              options: { ...resolved.options },
+              resume,
+              log: sourceLog,
+              signal: this.stop.signal,
+              baseDir: options.baseDir,
+            }),
+          coordinator,
+          dispatch: (batch) => graph.dispatch(source.name, batch),
+          inFlightLimit,
+          retry: this.retry,
+          log: sourceLog,
+          counters: this.metrics.source(source.name),
+          stop: this.stop.signal,
+          onProgress: () => this.checkCaughtUp(),
+        }),
+      );
+    }
+    this.initial = initial;
+  }
+
+  private async load<T>(where: string, load: () => T | Promise<T>): Promise<T | undefined> {
+    try {
+      return await load();
+    } catch (error) {
+      this.fail(error, where);
+      return undefined;
+    }
+  }
+
+  private checkpointStore(): CheckpointStore {
+    const { plan, options } = this;
+    if (options.checkpointStore !== undefined) return options.checkpointStore;
+    const setting = plan.pipeline.checkpoint;
+    if (setting.kind === "file") return new FileCheckpointStore(resolve(options.baseDir, setting.path), plan.pipeline.name);
+    const store = this.writers.get(setting.sink)?.checkpoints;
+    if (store === undefined) {
+      throw new StartValueError(`checkpoint "${setting.kind}": sink ${setting.sink} cannot keep checkpoints`);
+    }
+    return store;
+  }
+
+  // ------------------------------------------------------------------ running
+
+  private async flow(): Promise<void> {
+    const pumps = [...this.pumps].map(async ([name, pump]) => {
+      try {
+        await pump.run(this.initial[name] ?? null);
+      } catch (error) {
+        this.fail(error, `source ${name}`);
+      }
+    });
+    await Promise.race([Promise.all(pumps), this.failedPromise]);
+    if (this.failure !== undefined) return;
+    // Every source ended or the run is stopping: let what was read become durable.
+    await Promise.race([this.drain(), this.failedPromise]);
+  }
+
+  private async drain(): Promise<void> {
+    await Promise.all([...this.workers.values()].map((worker) => worker.idle()));
+    await this.coordinator?.idle();
+  }
+
+  private checkCaughtUp(): void {
+    if (!this.options.untilCaughtUp || this.stop.signal.aborted) return;
+    for (const counters of this.metrics.sources.values()) if (!counters.caughtUp) return;
+    this.stoppedBy = "caught-up";
+    this.log.info("every source is caught up; stopping once everything read is durable");
+    this.stop.abort();
+  }
+
+  private fail(error: unknown, where: string): void {
+    if (this.failure !== undefined) {
+      this.log.debug("a further error after the first", { where, error: messageOf(error) });
+      return;
+    }
+    this.failure = { error, where };
+    this.stoppedBy = "failed";
+    // The caller reports the failure (it is what `run` throws); this record is for debugging.
+    this.log.debug("stopping on an error", { where, error: messageOf(error) });
+    if (this.log.level === "debug" && error instanceof Error) this.log.debug("stack", { stack: error.stack });
+    this.stop.abort();
+    for (const worker of this.workers.values()) worker.stop();
+    this.failed();
+  }
+
+  // ------------------------------------------------------------------ stopping
+
+  private async closeAll(): Promise<void> {
+    // Writes already running finish (they cannot be called back); queued ones were dropped on failure.
+    await Promise.all([...this.workers.values()].map((worker) => worker.idle()));
+    if (this.failure !== undefined) await this.coordinator?.settled();
+    for (const [name, pump] of this.pumps) {
+      const reader = pump.reader;
+      if (reader === undefined) continue;
+      await reader.close().catch((error: unknown) => this.log.warn("closing the source failed", { source: name, error: messageOf(error) }));
+    }
+    for (const [name, writer] of this.writers) {
+      await writer.close().catch((error: unknown) => this.log.warn("closing the sink failed", { sink: name, error: messageOf(error) }));
+    }
+  }
+
+  private summary(): RunSummary {
+    const durable = this.coordinator?.durableCheckpoints() ?? {};
+    const sources: Record<string, RunSummary["sources"][string]> = {};
+    for (const [name, counters] of this.metrics.sources) {
+      sources[name] = { events: counters.events, batches: counters.batches, checkpoint: durable[name] ?? this.initial[name] ?? null };
+    }
+    const sinks: Record<string, RunSummary["sinks"][string]> = {};
+    for (const [name, counters] of this.metrics.sinks) {
+      sinks[name] = { events: counters.events, writes: counters.writes, rejected: counters.rejected, retries: counters.retries };
+    }
+    return {
+      pipeline: this.plan.pipeline.name,
+      stoppedBy: this.stoppedBy,
+      sources,
+      sinks,
+      deadLettered: this.metrics.deadLettered,
+      seconds: Math.round(this.metrics.elapsedSeconds() * 1000) / 1000,
+    };
+  }
+}
+
+function failureKind(error: unknown): FailureKind {
+  if (error instanceof StartValueError) return "start";
+  if (error instanceof RejectedEventError) return "rejected";
+  if (error instanceof ConnectorNotBuiltError) return "connector";
+  return "connector";
+}

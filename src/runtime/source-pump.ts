@@ -1,0 +1,139 @@
+/**
+ * Pulls one source. The next batch is asked for only while the source has fewer than
+ * `inFlightLimit` batches not yet durable; that one rule is the whole of backpressure: a slow
+ * sink keeps tickets open, the source stops being pulled, and a push-based source (a
+ * replication socket) pauses itself because nobody reads it.
+ *
+ * A retriable error from the source (a dropped connection) does not stop the pipeline: the
+ * pump lets the source's in-flight batches become durable, closes the reader, waits (backoff
+ * with jitter) and opens a new reader that resumes from the last durable checkpoint. The events
+ * after that checkpoint are read again — at-least-once, as everywhere. The attempt count resets
+ * once a batch arrives, so a source that fails now and then is not stopped for good by it.
+ */
+import type { SourceBatch, SourceCheckpoint, SourceReader } from "./contracts.js";
+import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
+import type { RunLogger } from "./log.js";
+import type { SourceCounters } from "./metrics.js";
+import { backoffDelay, isRetriable, messageOf, RetriesExhaustedError, sleep, withRetry, type RetryPolicy } from "./retry.js";
+
+export interface SourcePumpOptions {
+  readonly name: string;
+  /** A new reader resuming from `resume`. */
+  readonly createReader: (resume: SourceCheckpoint | null) => SourceReader;
+  readonly coordinator: CheckpointCoordinator;
+  /** Hands a batch to the graph; false when it stopped the pipeline. */
+  readonly dispatch: (batch: SourceBatch) => boolean;
+  readonly inFlightLimit: number;
+  readonly retry: RetryPolicy;
+  readonly log: RunLogger;
+  readonly counters: SourceCounters;
+  /** Aborted when the pipeline stops pulling (signal, caught up, or a failure). */
+  readonly stop: AbortSignal;
+  /** A batch arrived, or the source ended: the runner checks whether everything is caught up. */
+  readonly onProgress: () => void;
+}
+
+const STOPPED = Symbol("stopped");
+
+export class SourcePump {
+  /** The reader in use; acknowledgements go to it, and the runner closes it at the end. */
+  reader: SourceReader | undefined;
+  /** Resolves the pump's wait for a free in-flight slot. */
+  private wake: (() => void) | undefined;
+  /** Resolves a pending `next()` with STOPPED when the pipeline stops pulling. */
+  private stopNext: ((value: typeof STOPPED) => void) | undefined;
+  /** The source's iteration ended (it has nothing more to send, ever). */
+  ended = false;
+
+  constructor(private readonly options: SourcePumpOptions) {
+    options.stop.addEventListener("abort", () => {
+      this.wake?.();
+      this.stopNext?.(STOPPED);
+    });
+  }
+
+  /** The coordinator retired some of this source's batches: a slot may be free. */
+  retired(): void {
+    this.wake?.();
+  }
+
+  /** Resolves when the source ended or the pipeline stopped pulling; throws a fatal error. */
+  async run(resume: SourceCheckpoint | null): Promise<void> {
+    const { name, log, counters, retry, stop } = this.options;
+    let failures = 0;
+    while (!stop.aborted) {
+      const reader = this.options.createReader(resume);
+      this.reader = reader;
+      await withRetry(`starting source ${name}`, () => reader.start(), { policy: retry, log, signal: stop });
+      log.info("source started", { source: name, resume: resume?.position ?? null });
+      const iterator = reader.batches()[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          await this.waitForSlot();
+          if (stop.aborted) break;
+          const next = await this.next(iterator);
+          if (next === STOPPED) break;
+          if (next.done === true) {
+            this.ended = true;
+            counters.caughtUp = true;
+            log.info("source ended", { source: name });
+            this.options.onProgress();
+            return;
+          }
+          failures = 0;
+          const batch = next.value;
+          counters.batches++;
+          counters.events += batch.events.length;
+          counters.caughtUp = batch.caughtUp === true;
+          if (!this.options.dispatch(batch)) return;
+          this.options.onProgress();
+        }
+        // Stopped while the source may be waiting for data: whatever it sends now is not
+        // delivered (nor checkpointed), so it is read again on the next run.
+        void Promise.resolve(iterator.return?.()).catch(() => {});
+        return;
+      } catch (error) {
+        if (!isRetriable(error) || stop.aborted) throw error;
+        failures++;
+        if (failures >= retry.attempts) throw new RetriesExhaustedError(`reading source ${name}`, failures, error);
+        log.warn("source failed; reconnecting from the last durable checkpoint", { source: name, attempt: failures, error: messageOf(error) });
+        // Let what was read become durable first, so that the new reader starts as late as possible.
+        await this.waitForDrain();
+        await reader.close().catch((closeError: unknown) => log.debug("closing the failed source", { source: name, error: messageOf(closeError) }));
+        this.reader = undefined;
+        counters.restarts++;
+        await sleep(backoffDelay(retry, failures), stop);
+        resume = this.options.coordinator.durableCheckpoints()[name] ?? resume;
+      }
+    }
+  }
+
+  /** The next batch, or STOPPED as soon as the pipeline stops (the pending read is abandoned). */
+  private next(iterator: AsyncIterator<SourceBatch>): Promise<IteratorResult<SourceBatch> | typeof STOPPED> {
+    if (this.options.stop.aborted) return Promise.resolve(STOPPED);
+    // A fresh promise per call and a field for its resolver, rather than Promise.race with one
+    // long-lived stop promise, which would collect a reaction per batch for the whole run.
+    return new Promise((resolve, reject) => {
+      this.stopNext = resolve;
+      iterator.next().then(resolve, reject);
+    }).finally(() => {
+      this.stopNext = undefined;
+    }) as Promise<IteratorResult<SourceBatch> | typeof STOPPED>;
+  }
+
+  private async waitForSlot(): Promise<void> {
+    const { coordinator, name, inFlightLimit, stop } = this.options;
+    while (!stop.aborted && coordinator.inFlight(name) >= inFlightLimit) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+  }
+
+  private async waitForDrain(): Promise<void> {
+    const { coordinator, name, stop } = this.options;
+    while (!stop.aborted && coordinator.inFlight(name) > 0) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The checkpoint coordinator: a position moves only after every sink that received a batch's
+ * events (and every earlier batch's) made them durable, only at transaction ends, and the
+ * source hears of it only after the store has it.
+ */
+import { describe, expect, it } from "vitest";
+import { seqPosition } from "../../src/model/position.js";
+import { CheckpointCoordinator } from "../../src/runtime/checkpoint-coordinator.js";
+import type { SourceCheckpoint } from "../../src/runtime/contracts.js";
+import { silentLogger } from "../../src/runtime/log.js";
+import { runPipeline } from "../../src/runtime/run.js";
+import {
+  batchesOf,
+  deferred,
+  fastRetry,
+  MemoryStore,
+  orderEvent,
+  planOf,
+  recordingSinks,
+  resetSeq,
+  scriptedSources,
+} from "./runtime-fixtures.js";
+
+const cp = (seq: number): SourceCheckpoint => ({ position: seqPosition(seq) });
+
+function coordinator(store: MemoryStore, options: { storedBySink?: boolean; acknowledge?: (c: SourceCheckpoint) => Promise<void> } = {}) {
+  const acknowledged: SourceCheckpoint[] = [];
+  const fatal: unknown[] = [];
+  const instance = new CheckpointCoordinator({
+    store,
+    sources: new Map([["s", { storedBySink: options.storedBySink ?? false }]]),
+    initial: {},
+    acknowledge: async (_source, checkpoint) => {
+      await options.acknowledge?.(checkpoint);
+      acknowledged.push(checkpoint);
+    },
+    onFatal: (error) => fatal.push(error),
+    retry: fastRetry,
+    log: silentLogger,
+  });
+  return { instance, acknowledged, fatal };
+}
+
+describe("checkpoint coordinator", () => {
+  it("saves a checkpoint only when every sink of the batch resolved", async () => {
+    const store = new MemoryStore();
+    const { instance, acknowledged } = coordinator(store);
+    const ticket = instance.open("s", cp(10), 2);
+    instance.sinkDone(ticket);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(store.saves).toEqual([]);
+    instance.sinkDone(ticket);
+    await instance.idle();
+    expect(store.saves).toEqual([{ s: cp(10) }]);
+    expect(acknowledged).toEqual([cp(10)]);
+  });
+
+  it("moves in order: a later batch durable first waits for the earlier one", async () => {
+    const store = new MemoryStore();
+    const { instance } = coordinator(store);
+    const first = instance.open("s", cp(10), 1);
+    const second = instance.open("s", cp(20), 1);
+    instance.sinkDone(second);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(store.saves).toEqual([]);
+    expect(instance.inFlight("s")).toBe(2);
+    instance.sinkDone(first);
+    await instance.idle();
+    // Both retired together: only the newest checkpoint is saved.
+    expect(store.saves).toEqual([{ s: cp(20) }]);
+    expect(instance.inFlight("s")).toBe(0);
+  });
+
+  it("never moves to a batch without a checkpoint (one ending inside a transaction)", async () => {
+    const store = new MemoryStore();
+    const { instance } = coordinator(store);
+    instance.sinkDone(instance.open("s", cp(10), 1));
+    await instance.idle();
+    instance.sinkDone(instance.open("s", undefined, 1));
+    instance.sinkDone(instance.open("s", undefined, 1));
+    await instance.idle();
+    expect(store.saves).toEqual([{ s: cp(10) }]);
+    expect(instance.durableCheckpoints()).toEqual({ s: cp(10) });
+    instance.sinkDone(instance.open("s", cp(30), 1));
+    await instance.idle();
+    expect(store.saves.at(-1)).toEqual({ s: cp(30) });
+  });
+
+  it("a batch that reached no sink retires at once, in order", async () => {
+    const store = new MemoryStore();
+    const { instance } = coordinator(store);
+    const first = instance.open("s", cp(10), 1);
+    instance.open("s", cp(20), 0);
+    expect(instance.inFlight("s")).toBe(2);
+    instance.sinkDone(first);
+    await instance.idle();
+    expect(instance.durableCheckpoints()).toEqual({ s: cp(20) });
+  });
+
+  it("acknowledges the source only after the store's save resolved", async () => {
+    const saving = deferred();
+    const store = new MemoryStore({}, () => saving.promise);
+    const { instance, acknowledged } = coordinator(store);
+    instance.sinkDone(instance.open("s", cp(10), 1));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(acknowledged).toEqual([]);
+    expect(instance.durableCheckpoints()).toEqual({});
+    saving.resolve();
+    await instance.idle();
+    expect(acknowledged).toEqual([cp(10)]);
+  });
+
+  it("coalesces saves while one is running: a slow store costs latency, not a queue", async () => {
+    const gates: ReturnType<typeof deferred>[] = [];
+    const store = new MemoryStore({}, () => {
+      const gate = deferred();
+      gates.push(gate);
+      return gate.promise;
+    });
+    const { instance } = coordinator(store);
+    for (let i = 1; i <= 5; i++) instance.sinkDone(instance.open("s", cp(i * 10), 1));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(gates.length).toBe(1);
+    gates[0]!.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(gates.length).toBe(2);
+    gates[1]!.resolve();
+    await instance.idle();
+    expect(store.saves).toEqual([{ s: cp(10) }, { s: cp(50) }]);
+  });
+
+  it("with checkpoints stored by the sink, does not save through the store", async () => {
+    const store = new MemoryStore();
+    const { instance, acknowledged } = coordinator(store, { storedBySink: true });
+    instance.sinkDone(instance.open("s", cp(10), 1));
+    await instance.idle();
+    expect(store.saves).toEqual([]);
+    expect(acknowledged).toEqual([cp(10)]);
+  });
+
+  it("a store that keeps failing is fatal", async () => {
+    const store = new MemoryStore({}, () => {
+      throw new Error("disk on fire");
+    });
+    const { instance, fatal } = coordinator(store);
+    instance.sinkDone(instance.open("s", cp(10), 1));
+    await instance.idle();
+    expect(fatal).toHaveLength(1);
+    expect(instance.durableCheckpoints()).toEqual({});
+  });
+});
+
+describe("checkpoints in a running pipeline", () => {
+  it("fan-out: each saved position is durable in every sink, the slow one included", async () => {
+    resetSeq();
+    const plan = planOf(`
+      source s = jsonl { path: "in.jsonl" }
+      sink fast = discard {}
+      sink slow = discard {}
+      flow s -> fast, slow
+    `);
+    const { factory: sinkFactory, sinks } = recordingSinks({ slow: { delayMs: 3 } });
+    const batches = batchesOf(40, 5);
+    // At every save, check what each sink holds: every event up to the saved position.
+    const store = new MemoryStore({}, (checkpoints) => {
+      const saved = Number(checkpoints["s"]!.position!.token);
+      for (const sink of sinks.values()) {
+        const written = new Set(sink.events.map((e) => Number(e.event.source.position.token)));
+        for (let seq = 1; seq <= saved; seq++) expect(written.has(seq), `${sink.context.name} has ${seq}`).toBe(true);
+      }
+    });
+    const { factory: sourceFactory, sources } = scriptedSources({ s: batches });
+    const summary = await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: sourceFactory }, sinks: { discard: sinkFactory } },
+      checkpointStore: store,
+      retry: fastRetry,
+    });
+    expect(store.saves.length).toBeGreaterThan(0);
+    expect(summary.sources["s"]!.checkpoint).toEqual(batches.at(-1)!.checkpoint);
+    expect(sinks.get("fast")!.events).toHaveLength(200);
+    expect(sinks.get("slow")!.events).toHaveLength(200);
+    // The source heard of every position only after it was saved.
+    const acknowledged = sources.get("s")![0]!.acknowledged.map((c) => Number(c.position!.token));
+    expect(acknowledged.at(-1)).toBe(200);
+    expect([...acknowledged].sort((a, b) => a - b)).toEqual(acknowledged);
+  });
+
+  it("a sink fed by two flows gets the events in the source's order", async () => {
+    resetSeq();
+    const plan = planOf(`
+      source s = jsonl { path: "in.jsonl" }
+      sink out = discard {}
+      flow s | filter row.id % 2 == 0 -> out
+      flow s | filter row.id % 2 == 1 -> out
+    `);
+    const { factory: sinkFactory, sinks } = recordingSinks();
+    const { factory: sourceFactory } = scriptedSources({ s: batchesOf(3, 10) });
+    await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: sourceFactory }, sinks: { discard: sinkFactory } },
+      checkpointStore: new MemoryStore(),
+    });
+    expect(sinks.get("out")!.events.map((e) => e.event.key["id"])).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  it("a sink holding the checkpoints gets them inside its writes when it is the only sink", async () => {
+    resetSeq();
+    const plan = planOf(`
+      pipeline p { checkpoint: "postgres" }
+      source s = jsonl { path: "in.jsonl" }
+      sink db = postgres { url: "postgres://x" }
+      flow s | filter row.id > 5 -> db
+    `);
+    const sinkStore = new MemoryStore();
+    const { factory: sinkFactory, sinks } = recordingSinks({ db: { checkpoints: sinkStore } });
+    const batches = batchesOf(4, 5);
+    const { factory: sourceFactory, sources } = scriptedSources({ s: batches });
+    await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: sourceFactory }, sinks: { postgres: sinkFactory } },
+    });
+    const written = sinks.get("db")!.batches;
+    // The first batch was filtered out entirely, yet its checkpoint still went through the sink.
+    expect(written.map((b) => b.checkpoints?.["s"]?.position?.token)).toEqual(["5", "10", "15", "20"]);
+    expect(written[0]!.events).toEqual([]);
+    expect(sinkStore.saves).toEqual([]);
+    expect(sources.get("s")![0]!.acknowledged.at(-1)).toEqual(batches.at(-1)!.checkpoint);
+  });
+
+  it("with a second sink, the sink-held store is saved through instead", async () => {
+    resetSeq();
+    const plan = planOf(`
+      pipeline p { checkpoint: "postgres" }
+      source s = jsonl { path: "in.jsonl" }
+      sink db = postgres { url: "postgres://x" }
+      sink copy = discard {}
+      flow s -> db, copy
+    `);
+    const sinkStore = new MemoryStore();
+    const { factory: sinkFactory, sinks } = recordingSinks({ db: { checkpoints: sinkStore } });
+    await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: batchesOf(3, 5) }).factory }, sinks: { postgres: sinkFactory, discard: sinkFactory } },
+    });
+    expect(sinks.get("db")!.batches.every((b) => b.checkpoints === undefined)).toBe(true);
+    expect(sinkStore.current["s"]!.position!.token).toBe("15");
+  });
+
+  it("a batch ending inside a transaction is delivered but does not move the position", async () => {
+    resetSeq();
+    const plan = planOf(`
+      source s = jsonl { path: "in.jsonl" }
+      sink out = discard {}
+      flow s -> out
+    `);
+    const events = [1, 2, 3, 4].map((seq) => orderEvent(seq, { txid: "t1" }));
+    const { factory: sinkFactory, sinks } = recordingSinks();
+    const store = new MemoryStore();
+    const summary = await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: {
+        sources: { jsonl: scriptedSources({ s: [{ events: events.slice(0, 2) }, { events: events.slice(2), caughtUp: true }] }).factory },
+        sinks: { discard: sinkFactory },
+      },
+      checkpointStore: store,
+    });
+    expect(sinks.get("out")!.events).toHaveLength(4);
+    expect(store.saves).toEqual([]);
+    expect(summary.sources["s"]!.checkpoint).toBeNull();
+  });
+});

@@ -1,0 +1,45 @@
+/**
+ * The default checkpoint store: a JSON file replaced atomically (no temporary file left
+ * behind), merging sources saved separately, and refusing a file it cannot trust.
+ */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { FileCheckpointStore } from "../../src/runtime/file-checkpoint-store.js";
+
+describe("file checkpoint store", () => {
+  it("saves and loads every source's checkpoint", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dts-store-"));
+    const path = join(dir, ".dts-state");
+    const store = new FileCheckpointStore(path, "quickstart");
+    expect(await store.load()).toEqual({});
+    await store.save({ shop: { position: { kind: "seq", token: "10" } } });
+    await store.save({ replay: { position: { kind: "seq", token: "3" }, state: { line: 3 } } });
+    await store.save({ shop: { position: { kind: "seq", token: "20" } } });
+    expect(readdirSync(dir)).toEqual([".dts-state"]);
+    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({
+      dts_checkpoints: 1,
+      pipeline: "quickstart",
+      sources: { replay: { position: { kind: "seq", token: "3" }, state: { line: 3 } }, shop: { position: { kind: "seq", token: "20" } } },
+    });
+    expect(await new FileCheckpointStore(path, "quickstart").load()).toEqual({
+      replay: { position: { kind: "seq", token: "3" }, state: { line: 3 } },
+      shop: { position: { kind: "seq", token: "20" } },
+    });
+  });
+
+  it("refuses a file that is not a checkpoint file, saying what to do", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dts-store-"));
+    const path = join(dir, "state");
+    writeFileSync(path, "{ not json");
+    await expect(new FileCheckpointStore(path, "p").load()).rejects.toThrow(/is not valid JSON .*move it away to start from the beginning/);
+    writeFileSync(path, JSON.stringify({ dts_checkpoints: 1, sources: { s: { position: { kind: "seq" } } } }));
+    await expect(new FileCheckpointStore(path, "p").load()).rejects.toThrow(/malformed position for source "s"/);
+  });
+
+  it("a folder that does not exist is an error at the first save", async () => {
+    const store = new FileCheckpointStore(join(tmpdir(), "no-such-folder-dts", "state"), "p");
+    await expect(store.save({ s: { position: null } })).rejects.toThrow(/cannot write the checkpoint file/);
+  });
+});
