@@ -8,10 +8,12 @@
  * declaration is skipped (the parser has already reported why) instead of producing a
  * half-built node that later stages would have to distrust.
  */
-import type { CstNode, IToken } from "chevrotain";
+import { tokenMatcher, type CstNode, type IToken } from "chevrotain";
 import { DiagnosticBag } from "../diagnostics/diagnostic.js";
+import { closestMatch } from "../diagnostics/suggest.js";
 import type * as cst from "../syntax/cst.generated.js";
-import { parseText, tokenSpan } from "../syntax/parse.js";
+import { declarationChunk, parseText, reportTooDeep, tokenSpan } from "../syntax/parse.js";
+import { Identifier, StringLiteral, Word } from "../syntax/tokens.js";
 import { sharedParser } from "../syntax/parser.js";
 import { scanString, type StringProblem } from "../syntax/strings.js";
 import type * as ast from "./nodes.js";
@@ -37,6 +39,80 @@ function name(token: IToken): ast.Name {
   return { text: token.image, span: tokenSpan(token) };
 }
 
+/**
+ * A declaration left out of the AST because it holds a syntax error (already reported).
+ * The checker still learns what it declared and the names it mentions, so that the one
+ * mistake is not reported again as "unknown source shop" or "sink out is never used".
+ */
+export interface IncompleteDeclaration {
+  /** The declaration keyword it starts with, or the one its first word misspells (`sorce`). */
+  readonly kind: "pipeline" | "source" | "sink" | "let" | "flow" | undefined;
+  /** The name it declares (for a flow, its source), when one could be read. */
+  readonly name: ast.Name | undefined;
+  /** Every name written in it. */
+  readonly mentions: readonly string[];
+  /** From its first token to its last. */
+  readonly span: ast.Span;
+}
+
+const incomplete = new WeakMap<ast.PipelineFile, readonly IncompleteDeclaration[]>();
+
+/** The declarations of `file` that did not parse; empty for a file not built here. */
+export function incompleteDeclarations(file: ast.PipelineFile): readonly IncompleteDeclaration[] {
+  return incomplete.get(file) ?? [];
+}
+
+const declarationKinds = ["pipeline", "source", "sink", "let", "flow"] as const;
+
+function describeIncomplete(tokens: readonly IToken[]): IncompleteDeclaration {
+  const [first, second] = tokens;
+  const word = first?.image ?? "";
+  const kind = declarationKinds.find((k) => k === word) ?? (first?.tokenType === Identifier ? closestDeclarationKind(word) : undefined);
+  return {
+    kind,
+    name: second !== undefined && tokenMatcher(second, Word) ? name(second) : undefined,
+    mentions: tokens.filter((token) => token.tokenType === Identifier).map((token) => token.image),
+    span: first === undefined ? span(0, 0) : join(tokenSpan(first), tokenSpan(tokens[tokens.length - 1]!)),
+  };
+}
+
+function closestDeclarationKind(word: string): IncompleteDeclaration["kind"] {
+  const guess = closestMatch(word, declarationKinds);
+  return declarationKinds.find((k) => k === guess);
+}
+
+/**
+ * How deep a node's objects nest, measured without recursion. Later stages recurse over the
+ * tree; a declaration deeper than this (a sum of thousands of terms is a left-deep tree) is
+ * reported instead of overflowing their stack.
+ */
+const MAX_AST_DEPTH = 1200;
+
+function nestingDepth(root: object): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    deepest = Math.max(deepest, depth);
+    if (deepest > MAX_AST_DEPTH) return deepest;
+    for (const child of Object.values(value as object)) {
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+    }
+  }
+  return deepest;
+}
+
+function tokensOf(node: CstNode): IToken[] {
+  const tokens: IToken[] = [];
+  for (const children of Object.values(node.children)) {
+    for (const child of children) {
+      if ("image" in child) tokens.push(child);
+      else tokens.push(...tokensOf(child));
+    }
+  }
+  return tokens.sort((a, b) => a.startOffset - b.startOffset);
+}
+
 const BaseVisitor = sharedParser().getBaseCstVisitorConstructor();
 
 export class AstBuilder extends BaseVisitor implements cst.ICstNodeVisitor<void, unknown> {
@@ -57,14 +133,34 @@ export class AstBuilder extends BaseVisitor implements cst.ICstNodeVisitor<void,
 
   file(children: cst.FileCstChildren): ast.PipelineFile {
     const declarations: ast.Declaration[] = [];
+    const skipped: IncompleteDeclaration[] = [];
     for (const node of children.declaration ?? []) {
+      const chunk = declarationChunk(node);
+      if (chunk?.broken) {
+        // Its strings are not visited, but their own mistakes are still the user's to fix.
+        for (const token of chunk.tokens) {
+          if (token.tokenType === StringLiteral) for (const problem of scanString(this.text, token.startOffset).problems) this.reportStringProblem(problem);
+        }
+        skipped.push(describeIncomplete(chunk.tokens));
+        continue;
+      }
       try {
-        declarations.push(this.visit(node) as ast.Declaration);
+        const declaration = this.visit(node) as ast.Declaration;
+        if (nestingDepth(declaration) > MAX_AST_DEPTH) {
+          reportTooDeep(declaration.span, this.diagnostics);
+          skipped.push(describeIncomplete(chunk?.tokens ?? tokensOf(node)));
+          continue;
+        }
+        declarations.push(declaration);
       } catch (error) {
-        if (!(error instanceof Incomplete)) throw error;
+        if (error instanceof RangeError) reportTooDeep(tokenSpan(chunk?.tokens[0] ?? tokensOf(node)[0]!), this.diagnostics);
+        else if (!(error instanceof Incomplete)) throw error;
+        skipped.push(describeIncomplete(chunk?.tokens ?? tokensOf(node)));
       }
     }
-    return { kind: "file", declarations, span: span(0, this.text.length) };
+    const file: ast.PipelineFile = { kind: "file", declarations, span: span(0, this.text.length) };
+    incomplete.set(file, skipped);
+    return file;
   }
 
   declaration(children: cst.DeclarationCstChildren): ast.Declaration {
@@ -142,12 +238,16 @@ export class AstBuilder extends BaseVisitor implements cst.ICstNodeVisitor<void,
   validateStep(children: cst.ValidateStepCstChildren): ast.ValidateStep {
     const token = need(children.schema);
     const literal = this.string(token);
-    const schemaPath: ast.StringLiteral =
-      literal.kind === "string" ? literal : { kind: "string", value: "", span: literal.span };
     if (literal.kind !== "string") {
-      this.diagnostics.report("DTS1006", literal.span, { expected: "a plain string (no ${...}) naming the schema file", found: "an interpolated string" });
+      this.diagnostics.report(
+        "DTS1006",
+        literal.span,
+        { expected: "a plain string naming the schema file", found: "an interpolated string" },
+        { help: "the schema is read when the pipeline is checked, so its path cannot depend on the event" },
+      );
+      throw new Incomplete();
     }
-    return { kind: "validate", schemaPath, span: join(tokenSpan(need(children.Validate)), literal.span) };
+    return { kind: "validate", schemaPath: literal, span: join(tokenSpan(need(children.Validate)), literal.span) };
   }
 
   // ------------------------------------------------------------ expressions
@@ -378,7 +478,7 @@ export class AstBuilder extends BaseVisitor implements cst.ICstNodeVisitor<void,
         this.diagnostics.report("DTS1003", span(problem.start, problem.start + 2), {}, { help: 'end the expression with "}"' });
         return;
       case "badEscape":
-        this.diagnostics.report("DTS1004", where, { char: problem.char }, { help: 'known escapes: \\" \\\\ \\n \\t \\r \\$ \\u{...}' });
+        this.diagnostics.report("DTS1004", where, { char: problem.char }, { help: 'a backslash is written \\\\; the escapes are \\" \\\\ \\n \\t \\r \\$ \\u{...}' });
         return;
       case "emptyInterpolation":
         this.diagnostics.report("DTS1005", where);

@@ -11,7 +11,7 @@
  */
 import type { Expr, RecordExpr, Span } from "../ast/nodes.js";
 import { DiagnosticBag } from "../diagnostics/diagnostic.js";
-import { didYouMean } from "../diagnostics/suggest.js";
+import { closestMatch, didYouMean } from "../diagnostics/suggest.js";
 import {
   EVENT_NAMES,
   FUNCTIONS,
@@ -20,6 +20,7 @@ import {
   binaryResultType,
   callResultType,
   isAssignable,
+  isNumericType,
   parameterTypes,
   unaryResultType,
   type StaticType,
@@ -46,6 +47,8 @@ export interface ExpressionScope {
   readonly columns?: ColumnInfo;
   /** Called for each name an expression reads, to find unused lets. */
   readonly onUse?: (name: string) => void;
+  /** A name declared by a declaration that did not parse: its error is already reported. */
+  readonly isHalfDeclared?: (name: string) => boolean;
 }
 
 const ROW_IMAGES = new Set(["row", "before", "after", "key"]);
@@ -109,7 +112,13 @@ export class ExpressionChecker {
         if (expr.operator === "matches" && expr.right.kind === "string") this.checkRegex(expr.right.value, expr.right.span);
         const result = binaryResultType(expr.operator, left, right);
         if ("error" in result) {
-          this.diagnostics.report("DTS4001", expr.operatorSpan, { operator: expr.operator, left: describe(left), right: describe(right) });
+          const joinsText = expr.operator === "+" && (left === "string" || right === "string") && (isNumericType(left) || isNumericType(right));
+          this.diagnostics.report(
+            "DTS4001",
+            expr.operatorSpan,
+            { operator: expr.operator, left: describe(left), right: describe(right) },
+            joinsText ? { help: 'to join text, convert the number with string(x), or write "${...}" in a string' } : {},
+          );
           return "any";
         }
         return result.type;
@@ -161,13 +170,23 @@ export class ExpressionChecker {
     const letType = this.scope.letType(name, span);
     if (letType !== undefined) return letType;
     if (place.kind === "start" && name in EVENT_NAMES) {
-      if (place.option !== undefined) this.diagnostics.report("DTS3006", span, { name: place.option, field: name });
+      if (place.option !== undefined) {
+        this.diagnostics.report(
+          "DTS3006",
+          span,
+          { name: place.option, field: name },
+          { help: "an option read once at start may use lets and env(); only per-event options, such as a Redis key or a Kafka topic, see the event" },
+        );
+      }
       else this.diagnostics.report("DTS2013", span, { name, place: place.what });
       return "any";
     }
+    if (this.scope.isHalfDeclared?.(name)) return "any";
     const candidates = place.kind === "event" ? [...Object.keys(EVENT_NAMES), ...this.scope.letNames()] : [...this.scope.letNames()];
-    const help = didYouMean(name, candidates);
-    this.diagnostics.report("DTS2004", span, { name }, help === undefined ? {} : { help });
+    const meant = closestMatch(name, candidates);
+    // The let it most likely meant is not "never used" as well.
+    if (meant !== undefined) this.scope.onUse?.(meant);
+    this.diagnostics.report("DTS2004", span, { name }, meant === undefined ? {} : { help: `did you mean "${meant}"?` });
     return "any";
   }
 
@@ -250,7 +269,10 @@ export class ExpressionChecker {
     try {
       new RegExp(pattern, REGEX_FLAGS);
     } catch (error) {
-      const problem = (error as Error).message.replace(/^Invalid regular expression: /, "");
+      // V8 says "Invalid regular expression: /PATTERN/u: Unterminated character class"; the pattern is under the caret already.
+      const message = (error as Error).message.replace(/^Invalid regular expression: /, "");
+      const reason = message.startsWith("/") ? message.slice(message.lastIndexOf(": ") + 2) : message;
+      const problem = reason.charAt(0).toLowerCase() + reason.slice(1);
       this.diagnostics.report("DTS4006", span, { problem });
     }
   }

@@ -10,7 +10,7 @@ import type { ErrorObject, ValidateFunction } from "ajv";
 import type { Expr, Name, RecordExpr, RecordField, Span } from "../ast/nodes.js";
 import { connectorSchema, describeType, type ConnectorSpec, type JsonValue, type OptionField } from "../connectors/spec.js";
 import { DiagnosticBag } from "../diagnostics/diagnostic.js";
-import { didYouMean } from "../diagnostics/suggest.js";
+import { closestMatch, didYouMean } from "../diagnostics/suggest.js";
 import { isAssignable, type StaticType } from "../expr/signatures.js";
 import { describe, type ExpressionChecker } from "./expressions.js";
 import type { StaticValue } from "./static-value.js";
@@ -42,6 +42,8 @@ export interface OptionContext {
   readonly diagnostics: DiagnosticBag;
   readonly expressions: ExpressionChecker;
   readonly staticValue: (expr: Expr) => StaticValue;
+  /** Counts the names of an expression that is reported rather than checked as used. */
+  readonly mention?: (expr: Expr) => void;
 }
 
 const acceptedTypes: Readonly<Record<OptionField["type"], readonly StaticType[]>> = {
@@ -63,15 +65,25 @@ export function checkOptions(
 ): Map<string, CheckedOption> {
   const { diagnostics } = context;
   const checked = new Map<string, CheckedOption>();
+  // An unknown option that looks like a known one is that one misspelled: it is not also "missing".
+  const meant = new Set<string>();
   for (const entry of block.entries) {
     if (entry.kind !== "field") {
-      diagnostics.report("DTS3009", entry.span, { found: entry.kind === "spread" ? "a spread (...)" : "a drop (-name)" });
+      diagnostics.report(
+        "DTS3009",
+        entry.span,
+        { found: entry.kind === "spread" ? "a spread (...)" : "a drop (-name)" },
+        { help: entry.kind === "spread" ? "write each option by name" : "leave the option out instead" },
+      );
+      if (entry.kind === "spread") context.mention?.(entry.value);
       continue;
     }
     const name = entry.name.text;
     const option = spec.options[name];
     if (option === undefined) {
-      const help = didYouMean(name, Object.keys(spec.options));
+      const guess = closestMatch(name, Object.keys(spec.options));
+      if (guess !== undefined) meant.add(guess);
+      const help = guess === undefined ? undefined : `did you mean "${guess}"?`;
       diagnostics.report(
         "DTS3001",
         entry.name.span,
@@ -100,7 +112,7 @@ export function checkOptions(
   for (const [name, option] of checked) if (option.value.known) instance[name] = option.value.value;
   const validate = validatorFor(spec);
   if (!validate(instance)) {
-    for (const error of validate.errors ?? []) reportSchemaError(error, spec, connector, block, checked, diagnostics);
+    for (const error of validate.errors ?? []) reportSchemaError(error, spec, connector, block, checked, meant, diagnostics);
   }
   return checked;
 }
@@ -111,12 +123,13 @@ function reportSchemaError(
   connector: Name,
   block: RecordExpr,
   checked: ReadonlyMap<string, CheckedOption>,
+  meant: ReadonlySet<string>,
   diagnostics: DiagnosticBag,
 ): void {
   if (error.keyword === "additionalProperties") return; // reported with a suggestion above
   if (error.keyword === "required") {
     const missing = (error.params as { missingProperty: string }).missingProperty;
-    if (checked.has(missing)) return; // present, but known only at start
+    if (checked.has(missing) || meant.has(missing)) return; // present, but known only at start; or misspelled
     const option = spec.options[missing]!;
     diagnostics.report(
       "DTS3002",
@@ -135,11 +148,17 @@ function reportSchemaError(
   switch (error.keyword) {
     case "type": {
       const found = valueAt(option.value, rest);
-      diagnostics.report("DTS3003", span, {
-        name: shown,
-        expected: rest.length > 0 ? `a ${String(error.params.type)}` : describeType(option.spec),
-        found: describeJson(found),
-      });
+      const wanted = String(error.params.type);
+      const unquoted =
+        typeof found === "string" && ((wanted === "integer" && /^-?\d+$/.test(found)) || (wanted === "number" && /^-?\d+(\.\d+)?$/.test(found)) || (wanted === "boolean" && /^(true|false)$/.test(found)))
+          ? found
+          : undefined;
+      diagnostics.report(
+        "DTS3003",
+        span,
+        { name: shown, expected: rest.length > 0 ? `a ${wanted}` : describeType(option.spec), found: describeJson(found) },
+        unquoted !== undefined ? { help: `write it without quotes: ${shown}: ${unquoted}` } : wanted === "array" && typeof found === "string" ? { help: `write a list: ${shown}: [${JSON.stringify(found)}]` } : {},
+      );
       return;
     }
     case "enum": {
@@ -165,7 +184,11 @@ function reportSchemaError(
     }
     case "pattern": {
       const meaning = option.spec.pattern?.meaning ?? `match ${option.spec.pattern?.regex ?? "its pattern"}`;
-      diagnostics.report("DTS3005", span, { name: shown, problem: `must be ${meaning}, found ${JSON.stringify(valueAt(option.value, rest))}` });
+      const found = valueAt(option.value, rest);
+      // "Shop-Slot" → "shop_slot": offered when that form is allowed.
+      const tidy = typeof found === "string" ? found.toLowerCase().replace(/[^a-z0-9_]+/g, "_") : undefined;
+      const fits = tidy !== undefined && tidy !== found && option.spec.pattern !== undefined && new RegExp(option.spec.pattern.regex, "u").test(tidy);
+      diagnostics.report("DTS3005", span, { name: shown, problem: `must be ${meaning}, found ${JSON.stringify(found)}` }, fits ? { help: `did you mean "${tidy}"?` } : {});
       return;
     }
     default:

@@ -47,18 +47,20 @@ export function renderDiagnostic(diagnostic: Diagnostic, source: SourceText, lin
   const { line, column } = lines.position(start);
   const out = [`${source.path}:${line}:${column}: ${diagnostic.severity} ${diagnostic.code}: ${diagnostic.message}`];
   const text = lines.lineText(line).replace(/\t/g, " ");
+  // The line number is right-aligned in `gutter` columns; the bars line up one space after it.
   const gutter = String(line).length + 1;
+  const blank = " ".repeat(gutter + 1);
   const lineEndColumn = text.length + 1;
   const endOffset = Math.max(diagnostic.span.end, start + 1);
   const end = lines.position(endOffset);
   // A span that runs onto later lines is underlined to the end of its first line.
   const lastColumn = end.line === line ? end.column : Math.max(lineEndColumn, column + 1);
   const width = Math.max(1, lastColumn - column);
-  out.push(`${" ".repeat(gutter)}|`);
+  out.push(`${blank}|`);
   out.push(`${String(line).padStart(gutter)} | ${text}`);
-  out.push(`${" ".repeat(gutter)}| ${" ".repeat(column - 1)}${"^".repeat(width)}`);
-  for (const note of diagnostic.notes) out.push(`${" ".repeat(gutter)}= note: ${note}`);
-  if (diagnostic.help !== undefined) out.push(`${" ".repeat(gutter)}= help: ${diagnostic.help}`);
+  out.push(`${blank}| ${" ".repeat(column - 1)}${"^".repeat(width)}`);
+  for (const note of diagnostic.notes) out.push(`${blank}= note: ${note}`);
+  if (diagnostic.help !== undefined) out.push(`${blank}= help: ${diagnostic.help}`);
   return out.join("\n");
 }
 

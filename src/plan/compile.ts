@@ -7,10 +7,11 @@
 import type { Expr, FlowDecl, Step } from "../ast/nodes.js";
 import type { CheckedConnector, CheckedPipeline } from "../check/check.js";
 import { toPlanExpr } from "./expr.js";
+import { quoteSource } from "./source-text.js";
 import { PLAN_VERSION, type FlowPlan, type OptionPlan, type Plan, type StepPlan } from "./types.js";
 
 export function compilePlan(checked: CheckedPipeline, text: string): Plan {
-  const slice = (expr: { span: { start: number; end: number } }) => text.slice(expr.span.start, expr.span.end);
+  const slice = (expr: { span: { start: number; end: number } }) => quoteSource(text.slice(expr.span.start, expr.span.end));
   const valueOf = (expr: Expr, timing: "start" | "event"): OptionPlan => {
     const value = checked.staticValue(expr);
     return value.known ? { constant: value.value } : { expr: toPlanExpr(expr), timing, text: slice(expr) };
@@ -25,10 +26,28 @@ export function compilePlan(checked: CheckedPipeline, text: string): Plan {
     return { id: `${prefix}:${c.decl.name.text}`, name: c.decl.name.text, connector: c.spec.name, options };
   };
   const flows = checked.flows.map((flow, index): FlowPlan => compileFlow(flow, index + 1, slice));
+  // A let that a secret option reads (directly or through other lets) is a secret too.
+  const letValues = new Map(checked.lets.map((decl) => [decl.name.text, decl.value]));
+  const secretLets = new Set<string>();
+  const markSecret = (expr: Expr): void => {
+    for (const name of identifiersIn(expr)) {
+      const value = letValues.get(name);
+      if (value === undefined || secretLets.has(name)) continue;
+      secretLets.add(name);
+      markSecret(value);
+    }
+  };
+  for (const c of [...checked.sources, ...checked.sinks]) {
+    for (const option of c.options.values()) if (option.spec.secret) markSecret(option.field.value);
+  }
   return {
     dts_plan: PLAN_VERSION,
     pipeline: { name: checked.name, checkpoint: checked.checkpoint, dead_letter: checked.deadLetter },
-    lets: checked.lets.map((decl) => ({ name: decl.name.text, value: valueOf(decl.value, "start") })),
+    lets: checked.lets.map((decl) => ({
+      name: decl.name.text,
+      value: valueOf(decl.value, "start"),
+      ...(secretLets.has(decl.name.text) ? { secret: true as const } : {}),
+    })),
     sources: checked.sources.map((c) => connector(c, "source")),
     sinks: checked.sinks.map((c) => connector(c, "sink")),
     flows,
@@ -42,9 +61,7 @@ function compileFlow(flow: FlowDecl, number: number, slice: (node: { span: { sta
   return { id, source: flow.source.text, steps, sinks: flow.sinks.map((sink) => sink.text) };
 }
 
-function compileStep(step: Step, id: string, text: string): StepPlan {
-  // A step's text is kept on one line so that runtime messages quoting it stay one line.
-  const oneLine = text.replace(/\s*\n\s*/g, " ");
+function compileStep(step: Step, id: string, oneLine: string): StepPlan {
   switch (step.kind) {
     case "filter":
       return { id, kind: "filter", condition: toPlanExpr(step.condition), text: oneLine };
@@ -57,6 +74,39 @@ function compileStep(step: Step, id: string, text: string): StepPlan {
     default: {
       const never: never = step;
       throw new Error(`unknown step ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function identifiersIn(expr: Expr): string[] {
+  switch (expr.kind) {
+    case "identifier":
+      return [expr.name];
+    case "template":
+      return expr.parts.flatMap((part) => (typeof part === "string" ? [] : identifiersIn(part)));
+    case "list":
+      return expr.items.flatMap(identifiersIn);
+    case "record":
+      return expr.entries.flatMap((entry) => (entry.kind === "drop" ? [] : identifiersIn(entry.value)));
+    case "member":
+      return identifiersIn(expr.object);
+    case "index":
+      return [...identifiersIn(expr.object), ...identifiersIn(expr.index)];
+    case "unary":
+    case "isNull":
+      return identifiersIn(expr.operand);
+    case "binary":
+      return [...identifiersIn(expr.left), ...identifiersIn(expr.right)];
+    case "call":
+      return expr.args.flatMap(identifiersIn);
+    case "number":
+    case "string":
+    case "boolean":
+    case "null":
+      return [];
+    default: {
+      const never: never = expr;
+      throw new Error(`unknown expression ${JSON.stringify(never)}`);
     }
   }
 }

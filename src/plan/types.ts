@@ -35,6 +35,8 @@ export type CheckpointPlan =
 export interface LetPlan {
   readonly name: string;
   readonly value: OptionPlan;
+  /** The let feeds an option its connector marks secret: printed plans hide its value. */
+  readonly secret?: true;
 }
 
 /**

@@ -10,8 +10,9 @@
  *
  * Record entries may be separated by newlines instead of commas. That makes
  * `{ a: x
- *    -b }` ambiguous between `x - b` and "drop b"; a `-` that begins a new line starts a new
- * entry (the `sameLine` gate below), as a reader would expect.
+ *    -b }` ambiguous between `x - b` and "drop b"; directly inside a record, a `-` that
+ * begins a new line starts a new entry (the gate in `additive`), as a reader would expect.
+ * Everywhere else a line break means nothing.
  */
 import { CstParser, EOF, type IToken, type TokenType } from "chevrotain";
 import * as t from "./tokens.js";
@@ -20,7 +21,27 @@ function sameLine(previous: IToken, next: IToken): boolean {
   return previous.endLine === undefined || next.startLine === undefined || previous.endLine === next.startLine;
 }
 
+/**
+ * For each token, the kind of the innermost bracket around it, computed before parsing:
+ * the newline rule for `-` applies directly inside a record only — inside parentheses, a
+ * list or at the top level of a flow, `a` newline `- b` is a subtraction.
+ */
+export function enclosingBrackets(tokens: readonly IToken[]): WeakMap<IToken, TokenType> {
+  const enclosing = new WeakMap<IToken, TokenType>();
+  const stack: TokenType[] = [];
+  for (const token of tokens) {
+    const top = stack[stack.length - 1];
+    if (top !== undefined) enclosing.set(token, top);
+    if (token.tokenType === t.LCurly || token.tokenType === t.LParen || token.tokenType === t.LBracket) stack.push(token.tokenType);
+    else if (token.tokenType === t.RCurly || token.tokenType === t.RParen || token.tokenType === t.RBracket) stack.pop();
+  }
+  return enclosing;
+}
+
 export class DtsParser extends CstParser {
+  /** Set by the caller with the input: see `enclosingBrackets`. */
+  enclosing: WeakMap<IToken, TokenType> = new WeakMap();
+
   constructor() {
     super(t.allTokens as TokenType[], { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: "onlyOffset" });
     this.performSelfAnalysis();
@@ -190,7 +211,7 @@ export class DtsParser extends CstParser {
   public additive = this.RULE("additive", () => {
     this.SUBRULE(this.multiplicative, { LABEL: "operands" });
     this.MANY({
-      GATE: () => this.LA(1).tokenType !== t.Minus || sameLine(this.LA(0), this.LA(1)),
+      GATE: () => this.LA(1).tokenType !== t.Minus || sameLine(this.LA(0), this.LA(1)) || this.enclosing.get(this.LA(1)) !== t.LCurly,
       DEF: () => {
         this.OR([
           { ALT: () => this.CONSUME(t.Plus, { LABEL: "operators" }) },
