@@ -28,7 +28,8 @@ import {
 
 /** Where an expression stands decides what it may read. */
 export type Place =
-  | { readonly kind: "event" }
+  /** `inOption`: a per-event connector option, where `env()` may still be read once at start. */
+  | { readonly kind: "event"; readonly inOption?: boolean }
   /** `what` names the place in messages: `let "x"`, `option "url"`, `the pipeline setting "checkpoint"`. */
   | { readonly kind: "start"; readonly what: string; readonly option?: string };
 
@@ -237,7 +238,7 @@ export class ExpressionChecker {
       this.diagnostics.report("DTS2010", expr.callee.span, { name }, help === undefined ? {} : { help });
       return "any";
     }
-    if (signature.startOnly && place.kind === "event") {
+    if (signature.startOnly && place.kind === "event" && place.inOption !== true) {
       this.diagnostics.report("DTS2012", expr.span, {}, { help: "bind it once at start: let name = env(\"VAR\", \"default\"), then use name here" });
     }
     if (args.length < signature.minArgs || args.length > signature.maxArgs) {

@@ -99,7 +99,7 @@ export function checkOptions(
     }
     const type =
       option.timing === "event"
-        ? context.expressions.check(entry.value, { kind: "event" })
+        ? context.expressions.check(entry.value, { kind: "event", inOption: true })
         : context.expressions.check(entry.value, { kind: "start", what: `option "${name}"`, option: name });
     const value = context.staticValue(entry.value);
     if (!value.known && !isAssignable(type, acceptedTypes[option.type])) {

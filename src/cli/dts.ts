@@ -56,15 +56,19 @@ async function check(files: readonly string[], flags: readonly string[]): Promis
   const unknown = flags.filter((flag) => flag !== "--live");
   if (unknown.length > 0) return fail(`unknown option ${unknown[0]}`);
   let failed = false;
+  let unreadable = false;
   for (const file of files) {
     const result = await compileOrReport(file, live);
-    if (result === undefined) return 2;
+    if (result === undefined) {
+      unreadable = true;
+      continue;
+    }
     if (result.rendered !== "") process.stderr.write(`${result.rendered}\n\n`);
     const errors = result.diagnostics.some((d) => d.severity === "error");
     failed ||= errors;
     process.stdout.write(`${file}: ${errors ? "failed" : "ok"} (${summarize(result.diagnostics)})\n`);
   }
-  return failed ? 1 : 0;
+  return unreadable ? 2 : failed ? 1 : 0;
 }
 
 async function plan(files: readonly string[], args: readonly string[]): Promise<number> {
@@ -100,7 +104,8 @@ async function compileOrReport(file: string, live: boolean) {
     return await compileFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    process.stderr.write(`dts: cannot read ${file}: ${code === "ENOENT" ? "no such file" : (error as Error).message}\n`);
+    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a folder; name the .dts file" : code === "EACCES" ? "permission denied" : (error as Error).message;
+    process.stderr.write(`dts: cannot read ${file}: ${reason}\n`);
     return undefined;
   }
 }

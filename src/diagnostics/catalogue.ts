@@ -44,7 +44,7 @@ const entries = {
   DTS2009: { severity: "error", template: 'unknown {kind} connector "{name}"' },
   DTS2010: { severity: "error", template: 'unknown function "{name}"' },
   DTS2011: { severity: "error", template: "{name}() takes {expected} argument{plural}, found {found}" },
-  DTS2012: { severity: "error", template: "env() is allowed only where a value is fixed at start (option blocks and let)" },
+  DTS2012: { severity: "error", template: "env() is read once at start, so it is allowed in option blocks and lets, not in a step" },
   DTS2013: { severity: "error", template: '"{name}" is a field of the change event; {place} is fixed at start and cannot use it' },
   DTS2014: { severity: "error", template: 'unknown field "{name}" of {object}' },
   DTS2015: { severity: "error", template: 'let "{name}" depends on itself: {cycle}' },

@@ -45,7 +45,9 @@ export function compilePlan(checked: CheckedPipeline, text: string): Plan {
     pipeline: { name: checked.name, checkpoint: checked.checkpoint, dead_letter: checked.deadLetter },
     lets: checked.lets.map((decl) => ({
       name: decl.name.text,
-      value: valueOf(decl.value, "start"),
+      // A let is used in expressions, where 1.10 is an exact decimal of scale 2: a JSON
+      // number would lose that, so a let holding a fraction stays an expression.
+      value: holdsFraction(decl.value) ? { expr: toPlanExpr(decl.value), timing: "start" as const, text: slice(decl.value) } : valueOf(decl.value, "start"),
       ...(secretLets.has(decl.name.text) ? { secret: true as const } : {}),
     })),
     sources: checked.sources.map((c) => connector(c, "source")),
@@ -109,4 +111,8 @@ function identifiersIn(expr: Expr): string[] {
       throw new Error(`unknown expression ${JSON.stringify(never)}`);
     }
   }
+}
+
+function holdsFraction(expr: Expr): boolean {
+  return JSON.stringify(toPlanExpr(expr)).includes('"fractional":true');
 }

@@ -28,6 +28,28 @@ describe("start values", () => {
     expect(key({ event: orderEvent(8), target: "elsewhere" })).toBe("order:8:elsewhere");
   });
 
+  it("reads env() once at start inside a per-event option", () => {
+    const plan = planOf(`
+      source shop = datagen { rows: 1 }
+      sink out = redis { url: "redis://localhost", key: env("DTS_TEST_PREFIX", "p") + ":\${row.id}" }
+      flow shop -> out
+    `);
+    const values = resolveStartValues(plan, (name) => (name === "DTS_TEST_PREFIX" ? "orders" : undefined));
+    const key = values.sinks.get("out")!.eventOptions["key"]!;
+    expect(key({ event: orderEvent(7), target: "shop.orders" })).toBe("orders:7");
+  });
+
+  it("keeps the scale of a fractional let", () => {
+    const plan = planOf(`
+      let factor = 1.10
+      source shop = datagen { rows: 1 }
+      sink out = jsonl { path: "-" }
+      flow shop | map { x: row.amount * factor } -> out
+    `);
+    const values = resolveStartValues(plan, () => undefined);
+    expect(String(values.scope.lets.get("factor"))).toBe("1.10");
+  });
+
   it("an unset variable without a default stops the start, naming it (exit kind 'start')", async () => {
     delete process.env["DTS_TEST_SURELY_UNSET"];
     const plan = planOf(`
