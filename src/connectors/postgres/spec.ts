@@ -11,25 +11,52 @@ export const sourceSpec = defineConnector({
   description: `Copies the existing rows of the chosen tables (\`op: "read"\`), then streams every
 committed insert, update and delete through a logical replication slot with the built-in
 \`pgoutput\` plugin, so nothing needs installing on the server. Table names are
-\`schema.table\`; \`tables\` takes names or globs such as \`"public.*"\`.
+\`schema.table\`; \`tables\` takes names or globs such as \`"public.*"\` or \`"*.orders"\` (a name
+without a schema is in \`public\`), resolved when the pipeline starts; a name or glob that
+matches nothing stops it with an error naming it. A partitioned table is captured through its
+parent. Generated columns are not captured (pgoutput does not send them).
 
-The server needs \`wal_level = logical\`, a free replication slot and WAL sender
-(\`max_replication_slots\`, \`max_wal_senders\`), and a user with the \`REPLICATION\`
-attribute and \`SELECT\` on the tables. The source creates its publication when it does not
-exist, which needs ownership of the tables; otherwise create it beforehand
-(\`CREATE PUBLICATION ... FOR TABLE ...\`). With a table's default replica identity, an
-update's \`before\` is null and a delete's holds only the key; \`ALTER TABLE ... REPLICA
-IDENTITY FULL\` gives whole before images.
+The server needs PostgreSQL 14 or later, \`wal_level = logical\`, a free replication slot and
+WAL sender (\`max_replication_slots\`, \`max_wal_senders\`), and a user with the \`REPLICATION\`
+attribute and \`SELECT\` on the tables; each is checked at start, with the fix in the message.
+The slot and the publication are created on the first run (named \`dts_<pipeline>_<source>\`
+unless \`slot\` and \`publication\` say otherwise) and reused after; the publication is made to
+match \`tables\` (\`ALTER PUBLICATION ... SET TABLE\`), which needs ownership of the tables;
+otherwise create it beforehand (\`CREATE PUBLICATION ... FOR TABLE ...\`). A table added to
+\`tables\` later is copied (with \`snapshot: "initial"\`) before streaming resumes.
+
+Changes are applied by key: the primary key, else the replica identity index. A table with
+neither is an error unless it is \`REPLICA IDENTITY FULL\`, which makes every column the key.
+\`REPLICA IDENTITY NOTHING\` is an error, because the server rejects UPDATE and DELETE on such
+a table once it is in a publication. With the default replica identity (a warning at start), an
+update's \`before\` is null and a delete's holds only the key, and a large (TOASTed) value an
+update did not change is left out of \`after\`; \`ALTER TABLE ... REPLICA IDENTITY FULL\` gives
+whole before images and complete \`after\` rows. TRUNCATE is not captured (a change event has
+no truncate operation): it is logged as a warning and the sinks keep the rows.
 
 The slot is created with an exported snapshot and the tables are copied inside it, so the
 stream that follows has no gap and no duplicate. Tables are read in primary-key chunks of
-\`chunk_size\` rows, resumable after a crash. A position is a WAL position (LSN).
+\`chunk_size\` rows; after a crash the copy resumes after the last chunk made durable, in a new
+snapshot, and the stream then replays the changes since the slot's consistent point, which the
+sinks' idempotent writes make converge. \`snapshot: "only"\` creates neither slot nor publication: it
+copies the tables in one transaction and stops.
 
-The slot's confirmed position moves only at transaction boundaries, after every sink has made
-the transaction durable. Delivery is at-least-once: changes after the last checkpoint may be
-sent again. The slot keeps WAL on the server while the pipeline is stopped; drop it
-(\`pg_drop_replication_slot\`) when the pipeline is retired. The heartbeat keeps the slot
-moving when the captured tables are quiet, so that WAL does not pile up.`,
+Values are exact: \`bigint\` beyond 2^53 as a 64-bit integer, \`numeric\` as a decimal with its
+scale (\`NaN\` and infinities as floats), \`timestamp\`, \`timestamptz\` and \`date\` as
+microsecond timestamps (\`infinity\` as the string), \`bytea\` as bytes, \`json\`/\`jsonb\` parsed
+with big integers and decimals intact, arrays as lists; \`time\`, \`timetz\`, \`interval\` (ISO
+8601), \`uuid\`, network types, enums and other types as the text PostgreSQL prints.
+
+A position is a WAL position (LSN): every event of a transaction carries its commit LSN, and a
+checkpoint is the LSN just after a commit. The slot's confirmed position moves only at
+transaction boundaries, after every sink has made the transaction durable. Delivery is
+at-least-once: changes after the last checkpoint may be sent again. The slot keeps WAL on the
+server while the pipeline is stopped; drop it (\`pg_drop_replication_slot\`) when the pipeline is
+retired. The source writes small logical messages (\`pg_logical_emit_message\`, prefix
+\`dts_heartbeat\`) to learn when it has caught up, and as a heartbeat when the captured tables
+have been quiet for \`heartbeat_seconds\`, so that the slot moves and WAL does not pile up.
+A server that refuses the connection on a first run stops the pipeline at once; once the
+pipeline has a checkpoint, a refused or lost connection is retried.`,
   example: `source shop = postgres {
   url: env("SHOP_PG_URL", "postgres://postgres@127.0.0.1:5432/shop")
   tables: ["public.orders", "public.customers"]
@@ -51,20 +78,20 @@ moving when the captured tables are quiet, so that WAL does not pile up.`,
       "initial: copy the existing rows, then stream changes; never: stream changes only; only: copy the rows, then stop.",
       { default: "initial", example: `"never"` },
     ),
-    slot: field.string("The replication slot's name; by default derived from the pipeline's name.", {
+    slot: field.string("The replication slot's name; by default dts_<pipeline>_<source>, lower-cased, other characters as _.", {
       pattern: { regex: "^[a-z0-9_]{1,63}$", meaning: "lower-case letters, digits and _ (at most 63)" },
       example: `"dts_shop"`,
     }),
-    publication: field.string("The publication's name; by default derived from the pipeline's name.", {
+    publication: field.string("The publication's name; by default the same as the slot's default name.", {
       example: `"dts_shop"`,
     }),
-    chunk_size: field.integer("Rows per primary-key chunk when copying a table in the snapshot.", {
+    chunk_size: field.integer("Rows per primary-key chunk when copying a table in the snapshot; fewer when rows are wide (a chunk holds at most about 32 MB). A table keyed only by REPLICA IDENTITY FULL is read in one pass.", {
       default: 10000,
       minimum: 1,
       example: "50000",
     }),
     heartbeat_seconds: field.integer(
-      "Seconds between heartbeats, which keep the slot moving on a quiet database so that WAL does not pile up; 0 turns them off.",
+      "Seconds without captured changes before a heartbeat, which keeps the slot moving on a quiet database so that WAL does not pile up; 0 turns them off.",
       { default: 10, minimum: 0, example: "30" },
     ),
   },
