@@ -112,6 +112,9 @@ export class ExpressionChecker {
         const right = this.check(expr.right, place);
         if (expr.operator === "matches" && expr.right.kind === "string") this.checkRegex(expr.right.value, expr.right.span);
         const result = binaryResultType(expr.operator, left, right);
+        if (!("error" in result) && result.type === "float" && (left === "decimal" || right === "decimal")) {
+          this.diagnostics.report("DTS4010", expr.operatorSpan, { what: `"${expr.operator}" with a float`, kind: "decimal" }, { help: "write the other operand as a decimal, e.g. 1.5 rather than float(...)" });
+        }
         if ("error" in result) {
           const joinsText = expr.operator === "+" && (left === "string" || right === "string") && (isNumericType(left) || isNumericType(right));
           this.diagnostics.report(
@@ -263,6 +266,9 @@ export class ExpressionChecker {
         });
       }
     });
+    if (name === "float" && (args[0] === "decimal" || args[0] === "integer")) {
+      this.diagnostics.report("DTS4010", expr.span, { what: "float()", kind: args[0] }, { help: "keep the value exact unless a double is really wanted; round(x, digits) rounds exactly" });
+    }
     return callResultType(signature, args);
   }
 

@@ -76,6 +76,7 @@ const entries = {
   DTS4007: { severity: "error", template: "argument {position} of {name}() must be {expected}, found {found}" },
   DTS4008: { severity: "error", template: '{found} has no fields; "{name}" cannot be read from it' },
   DTS4009: { severity: "error", template: "cannot index {found}" },
+  DTS4010: { severity: "warning", template: "{what} turns an exact {kind} into a double, which may lose digits" },
   // -- referenced files
   DTS5001: { severity: "error", template: 'schema file "{path}" not found' },
   DTS5002: { severity: "error", template: 'schema file "{path}" is not valid JSON: {problem}' },
