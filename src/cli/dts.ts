@@ -58,15 +58,32 @@ async function check(files: readonly string[], flags: readonly string[]): Promis
   let failed = false;
   let unreadable = false;
   for (const file of files) {
-    const result = await compileOrReport(file, live);
+    let result;
+    try {
+      result = await compileOrReport(file, live);
+    } catch (error) {
+      // dts check --live could not reach a server (src/cli/live.ts LiveCheckError).
+      const exitCode = (error as { exitCode?: unknown }).exitCode;
+      if (typeof exitCode !== "number") throw error;
+      process.stderr.write(`dts check --live: ${(error as Error).message}\n`);
+      return exitCode;
+    }
     if (result === undefined) {
       unreadable = true;
       continue;
     }
     if (result.rendered !== "") process.stderr.write(`${result.rendered}\n\n`);
-    const errors = result.diagnostics.some((d) => d.severity === "error");
+    // --live findings (server settings, replica identity) print after the diagnostics.
+    if (result.live !== undefined && result.live.rendered !== "") process.stderr.write(`${result.live.rendered}\n\n`);
+    const errors = result.diagnostics.some((d) => d.severity === "error") || result.live?.findings.some((f) => f.severity === "error") === true;
     failed ||= errors;
-    process.stdout.write(`${file}: ${errors ? "failed" : "ok"} (${summarize(result.diagnostics)})\n`);
+    const findings = result.live?.findings ?? [];
+    const count = (severity: string, word: string) => {
+      const n = findings.filter((f) => f.severity === severity).length;
+      return `${n} ${word}${n === 1 ? "" : "s"}`;
+    };
+    const liveSummary = findings.length === 0 ? "" : `; --live: ${count("error", "error")}, ${count("warning", "warning")}`;
+    process.stdout.write(`${file}: ${errors ? "failed" : "ok"} (${summarize(result.diagnostics)}${liveSummary})\n`);
   }
   return unreadable ? 2 : failed ? 1 : 0;
 }
@@ -93,16 +110,20 @@ async function compileOrReport(file: string, live: boolean) {
     if (live) {
       const liveModule = "./live.js"; // built with the PostgreSQL connector; absent before
       const { liveColumns } = (await import(liveModule).catch(() => ({ liveColumns: undefined }))) as {
-        liveColumns?: (file: string) => Promise<Parameters<typeof compileFile>[1]>;
+        liveColumns?: (file: string) => Promise<
+          NonNullable<Parameters<typeof compileFile>[1]> & { findings: readonly { severity: "error" | "warning" }[]; rendered: string }
+        >;
       };
       if (liveColumns === undefined) {
         process.stderr.write("dts check --live: not built yet; it arrives with the PostgreSQL connector\n");
         return undefined;
       }
-      return await compileFile(file, await liveColumns(file));
+      const info = await liveColumns(file);
+      return { ...(await compileFile(file, info)), live: info };
     }
-    return await compileFile(file);
+    return { ...(await compileFile(file)), live: undefined };
   } catch (error) {
+    if (typeof (error as { exitCode?: unknown }).exitCode === "number") throw error;
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a folder; name the .dts file" : code === "EACCES" ? "permission denied" : (error as Error).message;
     process.stderr.write(`dts: cannot read ${file}: ${reason}\n`);

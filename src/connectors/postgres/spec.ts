@@ -101,23 +101,34 @@ export const sinkSpec = defineConnector({
   name: "postgres",
   role: "sink",
   summary: "Applies each change to PostgreSQL tables as an idempotent upsert or delete.",
-  description: `Applies every change to the table named by \`target\` (\`schema.table\`): the
-source table, unless a \`route\` step set another. Inserts, updates and snapshot rows become
-upserts by primary key (\`INSERT ... ON CONFLICT ... DO UPDATE\`); deletes delete by key.
+  description: `Applies every change to the table named by \`target\`: the source table
+(\`schema.table\`; for a MySQL source \`db.table\`, which becomes schema \`db\`), unless a
+\`route\` step set another; a name without a schema is in \`public\`. Inserts, updates and
+snapshot rows become upserts by primary key (\`INSERT ... ON CONFLICT ... DO UPDATE\`); deletes
+delete by key; an update that changes the key deletes the old row and upserts the new one.
 
-A source transaction is applied in one target transaction, whole or not at all, and is never
-split; small ones are grouped up to \`batch_size\` rows. Writes are idempotent, so a replay
-after a crash leaves the same rows: delivery is at-least-once and the result
-effectively-once. With the pipeline setting \`checkpoint: "postgres"\` the position is stored
-in the same target transaction as the data.
+Each batch the runner hands over (whole source transactions; the runner groups consecutive
+ones up to 10,000 events) is applied in one target transaction, whole or not at all, and
+changes to one key keep their order. A source transaction larger than one batch (the
+PostgreSQL source: 2,000 changes) is applied in parts; the position moves only after its last
+part, so a crash replays it. Writes are idempotent, so a replay leaves the same rows: delivery
+is at-least-once and the result effectively-once. With the pipeline setting
+\`checkpoint: "postgres"\` the position is stored in \`dts.checkpoints\` in the same target
+transaction as the data.
+
+Rows are sent with COPY into a temporary staging table and upserted from it (a snapshot's rows
+go straight into the table with COPY), at most \`batch_size\` rows per statement. A value a
+column cannot hold ('abc' into an integer, too long for a varchar(3)) rejects that event with
+the table, key, column and the server's reason, and the rest of the batch is applied.
 
 The user needs \`INSERT\`, \`UPDATE\` and \`DELETE\` on the target tables, and \`CREATE\` with
-\`create_tables: true\`, which creates a missing table (and schema) from the source table's
-columns and primary key. Without it, a missing table is an error.`,
+\`create_tables: true\`, which creates a missing table (and schema) with the source table's
+column types and primary key (a type the target lacks, such as an enum, becomes text; a source
+that cannot describe its tables gets types inferred from the values). Without it, a missing
+table is an error.`,
   example: `sink standby = postgres {
   url: env("STANDBY_URL", "postgres://postgres@127.0.0.1:5432/shop_standby")
   create_tables: true
-  batch_size: 1000
 }`,
   options: {
     url: field.string("The server and credentials, as postgres://user:pass@host:port/db.", {
@@ -125,12 +136,12 @@ columns and primary key. Without it, a missing table is an error.`,
       secret: true,
       example: `"postgres://postgres@127.0.0.1:5432/shop_standby"`,
     }),
-    create_tables: field.boolean("Create a missing target table from the source table's columns and primary key.", {
+    create_tables: field.boolean("Create a missing target table (and schema) with the source table's column types and primary key.", {
       default: false,
       example: "true",
     }),
-    batch_size: field.integer("Rows per target transaction, at most; a source transaction is never split.", {
-      default: 1000,
+    batch_size: field.integer("Rows per statement, at most: a larger batch is written in several statements of one transaction.", {
+      default: 10000,
       minimum: 1,
       example: "5000",
     }),

@@ -1,0 +1,88 @@
+/**
+ * What `dts verify`, `dts status` and `dts check --live` share: the pipeline compiled, its
+ * values fixed at start resolved (the URLs usually come from `env()`), and one error type that
+ * carries the exit code, so each tool is a straight line and `run` turns any failure into a
+ * one-line message and the code dts.ts documents (1 invalid pipeline, 2 usage, 3 server).
+ */
+import { dirname, resolve } from "node:path";
+import { compileFile } from "../compile.js";
+import type { Plan, SinkPlan, SourcePlan } from "../plan/types.js";
+import { ConnectorError } from "../runtime/contracts.js";
+import { resolveStartValues, StartValueError, type StartValues } from "../runtime/start-values.js";
+import type { Value } from "../model/value.js";
+
+export class ToolError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = "ToolError";
+  }
+}
+
+export interface LoadedPipeline {
+  readonly file: string;
+  readonly plan: Plan;
+  readonly values: StartValues;
+  /** The pipeline file's folder. */
+  readonly baseDir: string;
+}
+
+export async function loadPipeline(file: string): Promise<LoadedPipeline> {
+  let compiled;
+  try {
+    compiled = await compileFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ToolError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : (error as Error).message}`, 2);
+  }
+  if (compiled.plan === undefined) {
+    if (compiled.rendered !== "") process.stderr.write(`${compiled.rendered}\n\n`);
+    throw new ToolError(`${file} has errors; run dts check ${file}`, 1);
+  }
+  let values: StartValues;
+  try {
+    values = resolveStartValues(compiled.plan);
+  } catch (error) {
+    if (error instanceof StartValueError) throw new ToolError(error.message, 1);
+    throw error;
+  }
+  return { file, plan: compiled.plan, values, baseDir: dirname(resolve(file)) };
+}
+
+/** A resolved option of a source or sink that must be a string (a URL, a slot name). */
+export function stringOptionOf(pipeline: LoadedPipeline, connector: SourcePlan | SinkPlan, name: string): string | undefined {
+  const resolved = (connector.id.startsWith("source:") ? pipeline.values.sources : pipeline.values.sinks).get(connector.name);
+  const value: Value | undefined = resolved?.options[name];
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+export function optionList(pipeline: LoadedPipeline, source: SourcePlan, name: string): string[] {
+  const value = pipeline.values.sources.get(source.name)?.options[name];
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
+}
+
+/** Runs a tool: a ToolError or a ConnectorError (a server) becomes a one-line message and its exit code. */
+export async function runTool(name: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (error) {
+    if (error instanceof ToolError) {
+      process.stderr.write(`dts ${name}: ${error.message}\n`);
+      return error.exitCode;
+    }
+    if (error instanceof ConnectorError) {
+      process.stderr.write(`dts ${name}: ${error.message}\n`);
+      return 3;
+    }
+    throw error;
+  }
+}
+
+/** Columns padded to their widest cell; the first row is the header. */
+export function formatTable(rows: readonly (readonly string[])[], indent = "  "): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ")).join("\n");
+}
