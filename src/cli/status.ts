@@ -63,7 +63,7 @@ async function readCheckpoints(pipeline: LoadedPipeline): Promise<Checkpoints> {
       throw new ToolError(`cannot read ${path}: ${(error as Error).message}`, 1);
     }
     const saved = (await stat(path)).mtime;
-    const bySource = new Map(Object.entries(parseCheckpointFile(text, path)));
+    const bySource = new Map(Object.entries(parseCheckpointFile(text, path, pipeline.plan.pipeline.name)));
     return { where: `in ${path}`, bySource, savedAt: new Map([...bySource.keys()].map((name) => [name, saved])) };
   }
   const sink = pipeline.plan.sinks.find((s) => s.name === setting.sink)!;

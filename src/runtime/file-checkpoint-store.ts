@@ -1,8 +1,14 @@
 /**
  * The embedded default checkpoint store: one JSON file beside the pipeline holding every
- * source's checkpoint,
+ * source's checkpoint, keyed by pipeline, because several pipelines live in one folder and
+ * share the default `.dts-state`:
  *
- *   {"dts_checkpoints":1,"pipeline":"quickstart","sources":{"shop":{"position":{...},"state":...}}}
+ *   {"dts_checkpoints":2,"pipelines":{"quickstart":{"sources":{"shop":{"position":{...},"state":...}}}}}
+ *
+ * A save re-reads the file and replaces only its own pipeline's entry. Two pipelines saving
+ * at the same instant can make one of them keep an older position of the other; that only
+ * means the other replays a little more after a restart (sinks are idempotent and a source
+ * never resumes before what it acknowledged), never that anything is skipped.
  *
  * A save must leave either the old file or the new one, never a torn mix, whatever moment the
  * process or the machine dies at: so the text goes to a temporary file in the same folder
@@ -14,7 +20,7 @@ import { basename, dirname, join } from "node:path";
 import type { JsonValue } from "../connectors/spec.js";
 import { ConnectorError, type CheckpointStore, type SourceCheckpoint } from "./contracts.js";
 
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
 
 export class FileCheckpointStore implements CheckpointStore {
   private readonly checkpoints = new Map<string, SourceCheckpoint>();
@@ -34,7 +40,7 @@ export class FileCheckpointStore implements CheckpointStore {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
       throw new ConnectorError(`cannot read the checkpoint file ${this.path}: ${(error as Error).message}`, false, { cause: error });
     }
-    const sources = parseCheckpointFile(text, this.path);
+    const sources = parseCheckpointFile(text, this.path, this.pipeline);
     for (const [name, checkpoint] of Object.entries(sources)) this.checkpoints.set(name, checkpoint);
     return sources;
   }
@@ -47,8 +53,26 @@ export class FileCheckpointStore implements CheckpointStore {
     for (const [name, checkpoint] of Object.entries(checkpoints)) this.checkpoints.set(name, checkpoint);
     const sources: Record<string, JsonValue> = {};
     for (const name of [...this.checkpoints.keys()].sort()) sources[name] = checkpointJson(this.checkpoints.get(name)!);
-    const text = JSON.stringify({ dts_checkpoints: FORMAT_VERSION, pipeline: this.pipeline, sources }) + "\n";
+    const pipelines = await this.otherPipelines();
+    pipelines[this.pipeline] = { sources };
+    const ordered: Record<string, JsonValue> = {};
+    for (const name of Object.keys(pipelines).sort()) ordered[name] = pipelines[name]!;
+    const text = JSON.stringify({ dts_checkpoints: FORMAT_VERSION, pipelines: ordered }) + "\n";
     await writeFileAtomically(this.path, text, `.${basename(this.path)}.${process.pid}.${this.saves++}.tmp`);
+  }
+
+  /** The entries of the other pipelines sharing the file, as they are on disk now. */
+  private async otherPipelines(): Promise<Record<string, JsonValue>> {
+    let document: unknown;
+    try {
+      document = JSON.parse(await readFile(this.path, "utf8"));
+    } catch {
+      return {}; // absent, or unreadable: load() has already refused a damaged file
+    }
+    if (!isObject(document) || document.dts_checkpoints !== FORMAT_VERSION || !isObject(document.pipelines)) return {};
+    const others = { ...(document.pipelines as Record<string, JsonValue>) };
+    delete others[this.pipeline];
+    return others;
   }
 }
 
@@ -60,7 +84,7 @@ function checkpointJson(checkpoint: SourceCheckpoint): JsonValue {
   return out;
 }
 
-export function parseCheckpointFile(text: string, path: string): Record<string, SourceCheckpoint> {
+export function parseCheckpointFile(text: string, path: string, pipeline: string): Record<string, SourceCheckpoint> {
   const fail = (problem: string): never => {
     throw new ConnectorError(
       `the checkpoint file ${path} ${problem}; move it away to start from the beginning`,
@@ -73,11 +97,15 @@ export function parseCheckpointFile(text: string, path: string): Record<string, 
   } catch (error) {
     return fail(`is not valid JSON (${(error as Error).message})`);
   }
-  if (!isObject(document) || document.dts_checkpoints !== FORMAT_VERSION || !isObject(document.sources)) {
+  if (!isObject(document) || document.dts_checkpoints !== FORMAT_VERSION || !isObject(document.pipelines)) {
     return fail(`is not a dts checkpoint file of version ${FORMAT_VERSION}`);
   }
+  const entry = document.pipelines[pipeline];
+  if (entry === undefined) return {};
+  if (!isObject(entry) || !isObject(entry.sources)) return fail(`has a malformed entry for pipeline "${pipeline}"`);
+  const sources = entry.sources;
   const result: Record<string, SourceCheckpoint> = {};
-  for (const [name, entry] of Object.entries(document.sources)) {
+  for (const [name, entry] of Object.entries(sources)) {
     if (!isObject(entry)) return fail(`has a malformed checkpoint for source "${name}"`);
     const position = entry.position;
     if (position !== null && !(isObject(position) && typeof position.kind === "string" && typeof position.token === "string")) {

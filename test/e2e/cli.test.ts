@@ -121,8 +121,8 @@ describe("dts-run", () => {
     // Everything before the rejected event's batch was written; nothing of it or after.
     const written = readFileSync(join(folder, "out.jsonl"), "utf8").trim().split("\n").map((line) => (JSON.parse(line) as { id: number }).id);
     expect(Math.max(...written)).toBeLessThan(1000400);
-    const state = JSON.parse(readFileSync(join(folder, ".dts-state"), "utf8")) as { sources: { shop: { position: { token: string } } } };
-    expect(Number(state.sources.shop.position.token)).toBe(saved);
+    const state = JSON.parse(readFileSync(join(folder, ".dts-state"), "utf8")) as { pipelines: Record<string, { sources: { shop: { position: { token: string } } } }> };
+    expect(Number(Object.values(state.pipelines)[0]!.sources.shop.position.token)).toBe(saved);
   });
 
   it("with a dead_letter sink the same events are kept aside and the run succeeds", async () => {

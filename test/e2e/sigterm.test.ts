@@ -32,8 +32,8 @@ async function runUntilTerminated(folder: string, afterMs: number) {
 }
 
 function savedPosition(folder: string): number {
-  const state = JSON.parse(readFileSync(join(folder, ".dts-state"), "utf8")) as { sources: { shop: { position: { token: string } } } };
-  return Number(state.sources.shop.position.token);
+  const state = JSON.parse(readFileSync(join(folder, ".dts-state"), "utf8")) as { pipelines: Record<string, { sources: { shop: { position: { token: string } } } }> };
+  return Number(Object.values(state.pipelines)[0]!.sources.shop.position.token);
 }
 
 function writtenSeqs(folder: string): number[] {

@@ -19,9 +19,12 @@ describe("file checkpoint store", () => {
     await store.save({ shop: { position: { kind: "seq", token: "20" } } });
     expect(readdirSync(dir)).toEqual([".dts-state"]);
     expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({
-      dts_checkpoints: 1,
-      pipeline: "quickstart",
-      sources: { replay: { position: { kind: "seq", token: "3" }, state: { line: 3 } }, shop: { position: { kind: "seq", token: "20" } } },
+      dts_checkpoints: 2,
+      pipelines: {
+        quickstart: {
+          sources: { replay: { position: { kind: "seq", token: "3" }, state: { line: 3 } }, shop: { position: { kind: "seq", token: "20" } } },
+        },
+      },
     });
     expect(await new FileCheckpointStore(path, "quickstart").load()).toEqual({
       replay: { position: { kind: "seq", token: "3" }, state: { line: 3 } },
@@ -34,8 +37,25 @@ describe("file checkpoint store", () => {
     const path = join(dir, "state");
     writeFileSync(path, "{ not json");
     await expect(new FileCheckpointStore(path, "p").load()).rejects.toThrow(/is not valid JSON .*move it away to start from the beginning/);
-    writeFileSync(path, JSON.stringify({ dts_checkpoints: 1, sources: { s: { position: { kind: "seq" } } } }));
+    writeFileSync(path, JSON.stringify({ dts_checkpoints: 1, sources: {} }));
+    await expect(new FileCheckpointStore(path, "p").load()).rejects.toThrow(/is not a dts checkpoint file of version 2/);
+    writeFileSync(path, JSON.stringify({ dts_checkpoints: 2, pipelines: { p: { sources: { s: { position: { kind: "seq" } } } } } }));
     await expect(new FileCheckpointStore(path, "p").load()).rejects.toThrow(/malformed position for source "s"/);
+  });
+
+  it("keeps each pipeline's checkpoints apart when several share the file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dts-store-"));
+    const path = join(dir, ".dts-state");
+    const quickstart = new FileCheckpointStore(path, "quickstart");
+    const analytics = new FileCheckpointStore(path, "analytics");
+    await quickstart.load();
+    await analytics.load();
+    await quickstart.save({ shop: { position: { kind: "seq", token: "10" } } });
+    await analytics.save({ shop: { position: { kind: "pg-lsn", token: "0/16B3748" } } });
+    await quickstart.save({ shop: { position: { kind: "seq", token: "11" } } });
+    expect(await new FileCheckpointStore(path, "quickstart").load()).toEqual({ shop: { position: { kind: "seq", token: "11" } } });
+    expect(await new FileCheckpointStore(path, "analytics").load()).toEqual({ shop: { position: { kind: "pg-lsn", token: "0/16B3748" } } });
+    expect(await new FileCheckpointStore(path, "other").load()).toEqual({});
   });
 
   it("a folder that does not exist is an error at the first save", async () => {
