@@ -18,7 +18,8 @@ import { resolve } from "node:path";
 import { ConnectorNotBuiltError, loadSink, loadSource } from "../connectors/registry.js";
 import type { Plan } from "../plan/types.js";
 import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
-import type { CheckpointStore, Logger, SinkFactory, SinkWriter, SourceCheckpoint, SourceFactory } from "./contracts.js";
+import type { ChangeEvent } from "../model/event.js";
+import type { CheckpointStore, Logger, SinkFactory, SinkWriter, SourceCheckpoint, SourceFactory, TableSchema } from "./contracts.js";
 import { PipelineFailure, RejectedEventError, type FailureKind, type RunSummary } from "./failures.js";
 import { FileCheckpointStore } from "./file-checkpoint-store.js";
 import { checkpointsInSink, PipelineGraph } from "./graph.js";
@@ -77,6 +78,7 @@ class PipelineRun {
   private readonly writers = new Map<string, SinkWriter>();
   private readonly workers = new Map<string, SinkWorker>();
   private readonly pumps = new Map<string, SourcePump>();
+  private readonly sourceConnectors = new Map<string, string>();
   private coordinator: CheckpointCoordinator | undefined;
   /** The checkpoints the run resumed from. */
   private initial: Readonly<Record<string, SourceCheckpoint>> = {};
@@ -161,6 +163,8 @@ class PipelineRun {
           eventOptions: resolved.eventOptions,
           log: sinkLog,
           baseDir: options.baseDir,
+          // Sources start after sinks, so the reader is looked up when a sink first asks.
+          describeSource: (event) => this.describeSource(event),
         });
         this.writers.set(sink.name, writer);
         await withRetry(`starting sink ${sink.name}`, () => writer.start(), { policy: this.retry, log: sinkLog, signal: this.stop.signal });
@@ -224,6 +228,7 @@ class PipelineRun {
       const resolved = startValues.sources.get(source.name)!;
       const sourceLog = log.child({ source: source.name });
       const factory = sourceFactories.get(source.name)!;
+      this.sourceConnectors.set(source.name, source.connector);
       this.pumps.set(
         source.name,
         new SourcePump({
@@ -259,6 +264,21 @@ class PipelineRun {
       this.fail(error, where);
       return undefined;
     }
+  }
+
+  /**
+   * The schema of the table an event came from, asked of the sources of the event's
+   * connector that can describe tables (for a sink's create_tables). Events do not name the
+   * pipeline source that read them, so with two sources of one connector the first that
+   * knows the table answers.
+   */
+  private async describeSource(event: ChangeEvent): Promise<TableSchema | undefined> {
+    for (const [name, pump] of this.pumps) {
+      if (this.sourceConnectors.get(name) !== event.source.connector) continue;
+      const schema = await pump.reader?.describe?.({ schema: event.source.schema || event.source.db, table: event.source.table });
+      if (schema !== undefined) return schema;
+    }
+    return undefined;
   }
 
   private checkpointStore(): CheckpointStore {

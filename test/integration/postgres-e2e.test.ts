@@ -142,6 +142,18 @@ describe("disaster recovery (pipelines/disaster-recovery.dts)", () => {
     expect(verify.stdout).toContain("ok: 3 equal, 0 different");
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
 
+    // create_tables copied the declared types (integer stays integer, char(3) stays char(3)),
+    // because the runtime lets the sink ask the source to describe its tables. An enum
+    // becomes text: its type does not exist in the standby, and its values are its labels.
+    const columnTypes = async (db: TestDatabase) =>
+      (await db.sql<{ table_name: string; column_name: string; type: string }>(
+        `SELECT table_name, column_name, format_type(atttypid, atttypmod) AS type
+           FROM information_schema.columns c
+           JOIN pg_attribute a ON a.attrelid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass AND a.attname = c.column_name
+          WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`,
+      )).map((row) => `${row.table_name}.${row.column_name} ${row.type}`);
+    expect(await columnTypes(standby)).toEqual((await columnTypes(primary)).map((column) => column.replace(/ mood$/, " text")));
+
     const status = await runDts(["status", pipeline.file], env);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/checkpoints in dts\.checkpoints of sink standby/);
