@@ -6,7 +6,7 @@
  * at start or per event. `env()` is therefore never resolved at compile time.
  */
 import type { Expr } from "../ast/nodes.js";
-import type { JsonValue } from "../connectors/spec.js";
+import type { JsonValue } from "../model/json-value.js";
 
 export type StaticValue = { readonly known: true; readonly value: JsonValue } | { readonly known: false };
 

@@ -5,7 +5,9 @@
  * may), and the generated page `docs/connectors/NAME.md`.
  */
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+import type { JsonValue } from "../model/json-value.js";
+
+export type { JsonValue };
 
 /** When an option's value is computed: once at start, or for every event. */
 export type Timing = "start" | "event";

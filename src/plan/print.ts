@@ -7,7 +7,7 @@
  * runtime needs them; what is printed, stored or diffed never does.
  */
 import { findSpec } from "../connectors/registry.js";
-import type { JsonValue } from "../connectors/spec.js";
+import type { JsonValue } from "../model/json-value.js";
 import { lexTokens } from "../syntax/parse.js";
 import { Colon, LParen, StringLiteral } from "../syntax/tokens.js";
 import type { OptionPlan, Plan, PlanExpr, SinkPlan, SourcePlan } from "./types.js";

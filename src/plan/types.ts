@@ -6,7 +6,7 @@
  * at compile time, so a plan holds no secret that lives in the environment.
  */
 import type { BinaryOperator, UnaryOperator } from "../ast/nodes.js";
-import type { JsonValue } from "../connectors/spec.js";
+import type { JsonValue } from "../model/json-value.js";
 
 export const PLAN_VERSION = 1;
 

@@ -9,7 +9,7 @@
  * received the batch's events has made them durable, and only then tells the source
  * (`acknowledge`), e.g. to move a PostgreSQL slot.
  */
-import type { JsonValue } from "../connectors/spec.js";
+import type { JsonValue } from "../model/json-value.js";
 import type { ChangeEvent } from "../model/event.js";
 import type { Position } from "../model/position.js";
 import type { Value } from "../model/value.js";

@@ -17,7 +17,7 @@
  */
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { JsonValue } from "../connectors/spec.js";
+import type { JsonValue } from "../model/json-value.js";
 import { ConnectorError, type CheckpointStore, type SourceCheckpoint } from "./contracts.js";
 
 const FORMAT_VERSION = 2;

@@ -11,7 +11,7 @@ import { Decimal } from "../model/decimal.js";
 import { qualifiedTableName, type ChangeEvent } from "../model/event.js";
 import { setField, type Row, type Value } from "../model/value.js";
 import { compileExpr, evaluateAtStart, type CompileScope, type EvalContext } from "../expr/compile.js";
-import type { JsonValue } from "../connectors/spec.js";
+import type { JsonValue } from "../model/json-value.js";
 import { fromPlanExpr } from "../plan/expr.js";
 import type { OptionPlan, Plan } from "../plan/types.js";
 import type { SinkEvent } from "./contracts.js";

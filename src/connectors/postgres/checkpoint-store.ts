@@ -12,7 +12,7 @@
  * coordinator never lands inside a write's transaction (and is never rolled back with it).
  */
 import type pg from "pg";
-import type { JsonValue } from "../spec.js";
+import type { JsonValue } from "../../model/json-value.js";
 import type { CheckpointStore, SourceCheckpoint } from "../../runtime/contracts.js";
 import { ConnectorError } from "../../runtime/contracts.js";
 import { connect, connectorError, serverLabel } from "./client.js";

@@ -44,7 +44,7 @@
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import { ConnectorError, type Logger, type SourceBatch, type SourceCheckpoint } from "../../runtime/contracts.js";
-import type { JsonValue } from "../spec.js";
+import type { JsonValue } from "../../model/json-value.js";
 import type { ChangeEvent, SourceInfo } from "../../model/event.js";
 import { bigIntToLsn, pgLsnPosition, type Position } from "../../model/position.js";
 import { Timestamp } from "../../model/timestamp.js";
