@@ -157,7 +157,7 @@ describe("disaster recovery (pipelines/disaster-recovery.dts)", () => {
     const status = await runDts(["status", pipeline.file], env);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/checkpoints in dts\.checkpoints of sink standby/);
-    expect(status.stdout).toMatch(/lag\s+\d+(\.\d)? (B|kB), 0 s/);
+    expect(status.stdout).toMatch(/lag\s+\d+(\.\d)? (B|kB|MB|GB), 0 s/);
 
     // The checkpoint lives in the standby, next to the data.
     const [checkpoint] = await standby.sql<{ source: string }>("SELECT source FROM dts.checkpoints");
