@@ -3,6 +3,7 @@
  * list serves both `npm run gen` (which writes it) and a unit test (which fails when a
  * checked-in file differs), so a generator added here is kept fresh by both at once.
  */
+import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { renderConnectorIndex, renderConnectorPage, schemaFileName, specsByConnector } from "../src/connectors/doc.js";
@@ -60,7 +61,10 @@ function connectorPages(): GeneratedFile[] {
       path: `docs/connectors/${name}.md`,
       content: renderConnectorPage(name, group),
     })),
-    { path: "docs/connectors/README.md", content: renderConnectorIndex(specs) },
+    {
+      path: "docs/connectors/README.md",
+      content: renderConnectorIndex(specs, (spec) => existsSync(join(process.cwd(), "src/connectors", spec.name, `${spec.role}.ts`))),
+    },
   ];
 }
 

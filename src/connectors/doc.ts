@@ -50,9 +50,15 @@ export function renderConnectorPage(name: string, specs: readonly ConnectorSpec[
   return lines.join("\n") + "\n";
 }
 
-export function renderConnectorIndex(specs: readonly ConnectorSpec[]): string {
+/**
+ * The index of every connector. `built` says whether a role has an implementation yet, so
+ * the page a "not built yet" error points to tells the truth (the generator derives it from
+ * the files present, and the staleness test catches an implementation that lands without
+ * regenerating).
+ */
+export function renderConnectorIndex(specs: readonly ConnectorSpec[], built: (spec: ConnectorSpec) => boolean): string {
   const rows = specsByConnector(specs).flatMap(([name, group]) =>
-    group.map((spec) => `| [${name}](${name}.md) | ${spec.role} | ${cell(spec.summary)} |`),
+    group.map((spec) => `| [${name}](${name}.md) | ${spec.role} | ${built(spec) ? "built" : "specified; not built yet"} | ${cell(spec.summary)} |`),
   );
   const lines = [
     "<!-- Generated from src/connectors/*/spec.ts by `npm run gen`. Do not edit by hand. -->",
@@ -63,8 +69,11 @@ export function renderConnectorIndex(specs: readonly ConnectorSpec[]): string {
     "connector's options, which of them are evaluated per event, and an example declaration.",
     "The option blocks are checked against the JSON Schemas in [schemas/](schemas/).",
     "",
-    "| connector | role | summary |",
-    "|---|---|---|",
+    "A connector that is specified but not built yet is already checked by `dts check` and",
+    "`dts plan`; `dts-run` stops at start with that message.",
+    "",
+    "| connector | role | status | summary |",
+    "|---|---|---|---|",
     ...rows,
   ];
   return lines.join("\n") + "\n";
