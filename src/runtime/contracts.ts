@@ -30,6 +30,25 @@ export interface SourceBatch {
   readonly checkpoint?: SourceCheckpoint;
   /** The source has nothing more to send right now (used by `--until-caught-up`). */
   readonly caughtUp?: boolean;
+  /**
+   * Optional: the events' rows as the source database printed them, for a sink that can pass
+   * them through unchanged (a PostgreSQL snapshot into a PostgreSQL table with the same columns).
+   * The events' typed `after` rows stay complete and authoritative; this is only a shortcut.
+   */
+  readonly raw?: RawRows;
+}
+
+/**
+ * Rows in PostgreSQL's COPY text format (fields escaped, `\N` for NULL, tab-separated, no
+ * newline), `lines[i]` holding `events[i].after` exactly: its columns in `columns` order.
+ */
+export interface RawRows {
+  readonly format: "pg-copy-text";
+  /** The columns of every line, in order (one array for all batches of a table). */
+  readonly columns: readonly string[];
+  /** Each column's type as PostgreSQL's `format_type` prints it (`numeric(12,2)`). */
+  readonly types: readonly string[];
+  readonly lines: readonly string[];
 }
 
 export interface Logger {
@@ -89,6 +108,11 @@ export interface SinkEvent {
   readonly target: string;
   /** Set only for events sent to the dead-letter sink: why the event was rejected, and where. */
   readonly rejection?: { readonly reason: string; readonly where: string };
+  /**
+   * Optional: the event's row as its source printed it (`rows.lines[index]`), set only when no
+   * step touched the event, so it still holds exactly `event.after` (see `SourceBatch.raw`).
+   */
+  readonly raw?: { readonly rows: RawRows; readonly index: number };
 }
 
 export interface SinkBatch {

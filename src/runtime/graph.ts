@@ -84,7 +84,7 @@ export class PipelineGraph {
     };
     for (const flow of this.flowsBySource.get(source) ?? []) {
       const out = emptyFlowOutput();
-      flow.run(events, out);
+      flow.run(events, out, batch.raw);
       if (out.rejected.length > 0) {
         metrics.stepRejected += out.rejected.length;
         if (deadLetter === null) {

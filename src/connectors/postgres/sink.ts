@@ -6,7 +6,10 @@
  * key both (delete the old key, upsert the new row). Rows whose columns the table lacks are
  * rejected here, without a round trip, and so are updates and deletes with a value no column
  * can hold, as their keys are encoded (encode.ts) at once; inserts and snapshot rows are encoded
- * while they stream to the server, so that the work overlaps the server's. The actions of a
+ * while they stream to the server, so that the work overlaps the server's — or not at all, for
+ * snapshot rows a PostgreSQL source hands over in COPY text (`SinkEvent.raw`) when the target's
+ * columns are the source's, name for name and type for type: their lines go into the COPY as
+ * they are (the typed row still serves everything else: keys, careful mode, rejections). The actions of a
  * table then collapse per key, in order: the last action on a key is the key's final state (a
  * full row image makes an upsert self-sufficient; a partial one, such as an update without its
  * unchanged TOAST columns, is merged into the earlier row), so each key appears once per
@@ -40,6 +43,7 @@ import { integerOption, stringOption } from "../../runtime/connector-options.js"
 import {
   ConnectorError,
   type Logger,
+  type RawRows,
   type Rejection,
   type SinkBatch,
   type SinkContext,
@@ -125,6 +129,11 @@ interface Action {
    * encoding of a chunk overlaps the server's work on the chunk before it.
    */
   readonly texts: readonly (string | null)[] | null;
+  /**
+   * Fresh upserts: the row as the source printed it in COPY text, when it can go to the target
+   * unchanged (same columns, same types; see `RawCheck`): COPY then sends it without encoding.
+   */
+  readonly line: string | null;
   /** Deletes: the encoded primary-key values, in `table.primaryKey` order. */
   readonly keyTexts: readonly (string | null)[];
   /** The row's identity in its table (the encoded key), once computed. */
@@ -155,6 +164,7 @@ export class PostgresSink implements SinkWriter {
    */
   private readonly conflicted = new Map<TargetTable, number>();
   private readonly columnSets = new ColumnSets();
+  private readonly rawCheck = new RawCheck();
 
   constructor(private readonly options: PostgresSinkOptions) {
     this.server = serverLabel(options.url);
@@ -262,7 +272,7 @@ export class PostgresSink implements SinkWriter {
       const sinkEvent = events[index]!;
       const table = this.tables.get(sinkEvent.target) ?? (await this.resolveTable(sinkEvent, events));
       try {
-        byEvent.push(actionsOf(sinkEvent.event, index, table, this.columnSets));
+        byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets, this.rawCheck));
       } catch (error) {
         if (!(error instanceof EncodeError)) throw error;
         rejections.push({ index, reason: `${table.display}: ${error.message}` });
@@ -506,6 +516,15 @@ function* copyChunks(rows: readonly Action[], refusal: { error?: EncodeError }):
   const escaped = rows[0]!.columns!.escaped;
   let chunk = "";
   for (const row of rows) {
+    if (row.line !== null) {
+      chunk += row.line;
+      chunk += "\n";
+      if (chunk.length > 262_144) {
+        yield chunk;
+        chunk = "";
+      }
+      continue;
+    }
     let texts: readonly (string | null)[];
     try {
       texts = textsOf(row);
@@ -620,7 +639,30 @@ function merge(earlier: Action, later: Action): Action {
   before.names.forEach((c, i) => texts.set(c, earlierTexts[i]!));
   after.names.forEach((c, i) => texts.set(c, laterTexts[i]!));
   const names = [...texts.keys()];
-  return { ...later, row: null, columns: columnSetOf(later.table, names), texts: names.map((c) => texts.get(c)!) };
+  return { ...later, row: null, columns: columnSetOf(later.table, names), texts: names.map((c) => texts.get(c)!), line: null };
+}
+
+/**
+ * Whether a source's COPY lines can go into a column set unchanged: the same columns in the
+ * same order, each of the same type (so the server reads each text as the source's type
+ * printed it). Money is left out: its text depends on each server's locale.
+ */
+class RawCheck {
+  private readonly checked = new WeakMap<ColumnSet, { columns: readonly string[]; types: readonly string[]; fits: boolean }>();
+
+  fits(set: ColumnSet, raw: RawRows): boolean {
+    if (raw.format !== "pg-copy-text") return false;
+    const last = this.checked.get(set);
+    if (last !== undefined && last.columns === raw.columns && last.types === raw.types) return last.fits;
+    const { names, table } = set;
+    let fits = raw.columns.length === names.length && raw.types.length === names.length;
+    for (let i = 0; fits && i < names.length; i++) {
+      const type = table.columns.get(names[i]!)!.typeName;
+      fits = raw.columns[i] === names[i] && raw.types[i] === type && type !== "money";
+    }
+    this.checked.set(set, { columns: raw.columns, types: raw.types, fits });
+    return fits;
+  }
 }
 
 /** The column sets met so far, per table; the last one used is tried first. */
@@ -685,16 +727,19 @@ function columnSetOf(table: TargetTable, names: readonly string[]): ColumnSet {
  * insert or read is only checked for its columns here (see `Action.texts`); an update is
  * encoded at once, as its key decides whether it moved a row.
  */
-function actionsOf(event: ChangeEvent, index: number, table: TargetTable, columnSets: ColumnSets): Action[] {
+function actionsOf(sinkEvent: SinkEvent, index: number, table: TargetTable, columnSets: ColumnSets, rawCheck: RawCheck): Action[] {
+  const event = sinkEvent.event;
   if (event.op === "delete") return [deleteAction(index, table, keyOf(table, event.key, event.before))];
   const after = event.after;
   if (after === null) throw new EncodeError(`${event.op} event without an after image`);
   const columns = columnSets.of(table, after);
   if (event.op !== "update") {
-    return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, keyTexts: NO_TEXTS, key: undefined }];
+    const raw = sinkEvent.raw;
+    const line = raw !== undefined && event.op === "read" && rawCheck.fits(columns, raw.rows) ? (raw.rows.lines[raw.index] ?? null) : null;
+    return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, line, keyTexts: NO_TEXTS, key: undefined }];
   }
   const texts = encodeRow(columns, after);
-  const upsert: Action = { index, table, kind: "upsert", fresh: false, row: after, columns, texts, keyTexts: NO_TEXTS, key: undefined };
+  const upsert: Action = { index, table, kind: "upsert", fresh: false, row: after, columns, texts, line: null, keyTexts: NO_TEXTS, key: undefined };
   if (event.before !== null && table.primaryKey.every((name) => Object.hasOwn(event.before!, name))) {
     const oldKey = keyOf(table, null, event.before);
     if (keyString(oldKey) !== keyOfAction(upsert)) return [deleteAction(index, table, oldKey), upsert];
@@ -724,7 +769,7 @@ function textsOf(action: Action): readonly (string | null)[] {
 const NO_TEXTS: readonly (string | null)[] = [];
 
 function deleteAction(index: number, table: TargetTable, keyTexts: (string | null)[]): Action {
-  return { index, table, kind: "delete", fresh: false, row: null, columns: null, texts: null, keyTexts, key: keyString(keyTexts) };
+  return { index, table, kind: "delete", fresh: false, row: null, columns: null, texts: null, line: null, keyTexts, key: keyString(keyTexts) };
 }
 
 /** The encoded key of any action. */

@@ -6,7 +6,10 @@
  * point, where streaming then starts, so there is no gap and no duplicate). A table is read
  * with keyset pagination — `WHERE (key) > (last key) ORDER BY key LIMIT chunk_size` — which
  * walks the key's index and costs the same for the last chunk as for the first; the next chunk
- * is requested while the current one is being delivered. A chunk holds `chunk_size` rows, or
+ * is requested while the current one is being delivered. Each chunk is read as
+ * `COPY (SELECT …) TO STDOUT` text, cheaper to take apart than the row protocol, and its lines
+ * go with the batch (`SourceBatch.raw`) for a PostgreSQL sink to pass through unchanged; rows
+ * are decoded in slices between turns of the event loop, so that a sink's I/O is not held up. A chunk holds `chunk_size` rows, or
  * fewer when the rows are wide (`MAX_CHUNK_BYTES`), so that memory is bounded by the chunk. Each chunk is a batch whose
  * checkpoint records how far the copy got (`SnapshotState`).
  *
@@ -26,14 +29,15 @@
  * chunks carry no checkpoint but the last, and a crash in the middle of it copies it again.
  */
 import type pg from "pg";
-import type { SourceBatch, SourceCheckpoint, Logger } from "../../runtime/contracts.js";
+import copyStreams from "pg-copy-streams";
+import type { RawRows, SourceBatch, SourceCheckpoint, Logger } from "../../runtime/contracts.js";
 import { ConnectorError } from "../../runtime/contracts.js";
 import type { ChangeEvent, SourceInfo } from "../../model/event.js";
 import type { Position } from "../../model/position.js";
 import type { Timestamp } from "../../model/timestamp.js";
 import { setField, type Row } from "../../model/value.js";
 import { describeAddress, queryError, quoteIdentifier, quoteTable, type ServerAddress } from "./connection.js";
-import { decodeRow, rowShape, ValueDecodeError, type RowShape, type TypeRegistry } from "./decode.js";
+import { decodeRow, Oid, rowShape, ValueDecodeError, type RowShape, type TypeRegistry } from "./decode.js";
 import type { TableDescription } from "./tables.js";
 
 /**
@@ -106,12 +110,23 @@ interface TablePlan {
   readonly ordered: boolean;
   /** Every row, in no order (the cursor of a table without a key order). */
   readonly everyRow: string;
-  readonly firstChunk: string;
-  readonly nextChunk: string;
+  /** The keyset chunk as a `COPY (…) TO STDOUT` with the key and limit inlined (COPY takes no parameters). */
+  readonly copyChunk: (key: readonly string[] | null, limit: number) => string;
   readonly source: SourceInfo;
   /** `PostgreSQL at host:port`, for messages. */
   readonly where: string;
+  /** The selected columns and their types, for the batches' raw COPY lines. */
+  readonly rawColumns: readonly string[];
+  readonly rawTypes: readonly string[];
+  /** Per column: its text may hold a character COPY escapes (not numbers, booleans, times). */
+  readonly rawEscaped: readonly boolean[];
 }
+
+/** Types whose output never holds a backslash, tab or line break. */
+const PLAIN_OIDS: ReadonlySet<number> = new Set([
+  Oid.bool, Oid.int2, Oid.int4, Oid.int8, Oid.oid, Oid.xid, Oid.cid, Oid.float4, Oid.float8, Oid.numeric,
+  Oid.date, Oid.time, Oid.timetz, Oid.timestamp, Oid.timestamptz, Oid.interval, Oid.uuid,
+]);
 
 /** The snapshot's batches; the last one's checkpoint says every table is done. */
 export async function* snapshotBatches(options: SnapshotOptions): AsyncGenerator<SourceBatch> {
@@ -156,6 +171,7 @@ export async function* snapshotBatches(options: SnapshotOptions): AsyncGenerator
       });
       yield {
         events: chunk.events,
+        raw: chunk.raw,
         ...(chunk.last ? { checkpoint: checkpoint(null, null) } : chunk.lastKey !== null ? { checkpoint: checkpoint(name, chunk.lastKey) } : {}),
       };
       if (signal.aborted) return;
@@ -175,15 +191,16 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
   const from = `${table.kind === "partitioned" ? "" : "ONLY "}${quoteTable(table.schema, table.name)}`;
   const select = `SELECT ${names.map(quoteIdentifier).join(", ")} FROM ${from}`;
   const order = keyColumns.map((column) => quoteIdentifier(column.name)).join(", ");
-  const params = keyColumns.map((column, i) => `$${i + 1}::${column.type}`).join(", ");
   return {
     table,
     shape,
     keyIndexes,
     ordered,
     everyRow: select,
-    firstChunk: `${select} ORDER BY ${order} LIMIT $1::int8`,
-    nextChunk: `${select} WHERE (${order}) > (${params}) ORDER BY ${order} LIMIT $${keyColumns.length + 1}::int8`,
+    copyChunk: (key, limit) =>
+      key === null
+        ? `COPY (${select} ORDER BY ${order} LIMIT ${Math.floor(limit)}) TO STDOUT`
+        : `COPY (${select} WHERE (${order}) > (${keyColumns.map((column, i) => `${literal(key[i]!)}::${column.type}`).join(", ")}) ORDER BY ${order} LIMIT ${Math.floor(limit)}) TO STDOUT`,
     source: {
       connector: "postgres",
       db: options.database,
@@ -193,11 +210,45 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
       ts: options.startedAt,
     },
     where: `PostgreSQL at ${describeAddress(options.address)}`,
+    rawColumns: names,
+    rawTypes: selected.map((column) => column.type),
+    rawEscaped: selected.map((column) => !PLAIN_OIDS.has(column.typeOid)),
   };
+}
+
+/**
+ * A chunk's rows as COPY text lines, for a sink that passes them through instead of encoding
+ * the decoded values again. Built from the rows' text (after decoding, reusing the arrays) as
+ * flat strings, so that the many field strings of a chunk do not outlive it.
+ */
+function rawRows(plan: TablePlan, rows: TextRow[]): RawRows {
+  return { format: "pg-copy-text", columns: plan.rawColumns, types: plan.rawTypes, lines: copyLines(plan.rawEscaped, rows) };
+}
+
+const copySpecial = /[\\\n\r\t]/;
+const copySpecials = /[\\\n\r\t]/g;
+const copyEscapes: Readonly<Record<string, string>> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** Overwrites the rows' fields with their COPY spelling. */
+function copyLines(escaped: readonly boolean[], rows: TextRow[]): string[] {
+  const lines: string[] = new Array(rows.length);
+  const width = escaped.length;
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    for (let i = 0; i < width; i++) {
+      const text = row[i];
+      if (text === null || text === undefined) row[i] = "\\N";
+      else if (escaped[i] && copySpecial.test(text)) row[i] = text.replace(copySpecials, (c) => copyEscapes[c]!);
+    }
+    lines[r] = row.join("\t");
+  }
+  return lines;
 }
 
 interface Chunk {
   readonly events: ChangeEvent[];
+  /** The rows' COPY text. */
+  readonly raw: RawRows;
   /** The key text of the chunk's last row, when the table can resume from it. */
   readonly lastKey: readonly string[] | null;
   /** The table is done after this chunk. */
@@ -223,6 +274,15 @@ class ChunkSizer {
     this.limit = Math.min(chunkSize, FIRST_CHUNK_ROWS);
   }
 
+  /** Counts a chunk of `rows` rows and `chars` characters of COPY text; returns the next chunk's row limit. */
+  nextOf(rows: number, chars: number): number {
+    this.rows += rows;
+    this.bytes += chars + 16 * rows;
+    const average = this.rows > 0 ? this.bytes / this.rows : 1;
+    this.limit = Math.max(1, Math.min(this.chunkSize, Math.floor(MAX_CHUNK_BYTES / average)));
+    return this.limit;
+  }
+
   /** Counts a chunk's text and returns the next chunk's row limit. */
   next(rows: readonly TextRow[]): number {
     for (const row of rows) {
@@ -237,36 +297,118 @@ class ChunkSizer {
   }
 }
 
+/**
+ * Chunks read with `COPY (SELECT … ORDER BY key LIMIT n) TO STDOUT`: the rows arrive as COPY
+ * text, one string per chunk, which is cheaper to take apart than the row protocol's messages,
+ * and whose lines are already what a PostgreSQL sink sends (`SourceBatch.raw`).
+ */
 async function* keysetChunks(plan: TablePlan, resumeKey: readonly string[] | null, options: SnapshotOptions): AsyncGenerator<Chunk> {
   const sizer = new ChunkSizer(options.chunkSize);
-  const fetch = (key: readonly string[] | null, limit: number): Promise<TextRow[]> => {
-    const query: pg.QueryConfig = key === null ? { text: plan.firstChunk, values: [limit] } : { text: plan.nextChunk, values: [...key, limit] };
-    return options.client
-      .query<TextRow>({ ...query, rowMode: "array", types: rawText })
-      .then((result) => result.rows)
-      .catch((error: unknown) => {
-        throw queryError(error, options.address, `reading ${plan.table.qualifiedName}`);
-      });
-  };
+  const fetch = (key: readonly string[] | null, limit: number): Promise<{ lines: string[]; chars: number }> =>
+    copyOut(options.client, plan.copyChunk(key, limit)).catch((error: unknown) => {
+      throw queryError(error, options.address, `reading ${plan.table.qualifiedName}`);
+    });
   let limit = sizer.limit;
   let pending = fetch(resumeKey, limit);
   try {
     for (;;) {
-      const rows = await pending;
-      const full = rows.length === limit;
-      const lastKey = rows.length > 0 ? plan.keyIndexes.map((index) => rows[rows.length - 1]![index] as string) : resumeKey;
+      const { lines, chars } = await pending;
+      const full = lines.length === limit;
+      const lastKey = lines.length > 0 ? keyOfLine(plan, lines[lines.length - 1]!) : resumeKey;
       // Ask for the next chunk before handing this one over, so the server works meanwhile.
       if (full) {
-        limit = sizer.next(rows);
+        limit = sizer.nextOf(lines.length, chars);
         pending = fetch(lastKey, limit);
       }
-      yield { events: toEvents(plan, rows), lastKey, last: !full };
+      const events = await linesToEvents(plan, lines);
+      yield { events, raw: { format: "pg-copy-text", columns: plan.rawColumns, types: plan.rawTypes, lines }, lastKey, last: !full };
       if (!full) return;
     }
   } finally {
     // An abandoned read-ahead must not surface as an unhandled rejection.
     pending.catch(() => {});
   }
+}
+
+/**
+ * A `COPY … TO STDOUT`'s lines (without their newlines) and their length in characters. Each
+ * piece that arrives is cut at its last newline and turned into text at once (a newline byte
+ * never occurs inside a UTF-8 sequence), so no string grows with the chunk.
+ */
+function copyOut(client: pg.Client, sql: string): Promise<{ lines: string[]; chars: number }> {
+  return new Promise((resolve, reject) => {
+    const stream = client.query(copyStreams.to(sql));
+    const lines: string[] = [];
+    let chars = 0;
+    let rest: Buffer | null = null;
+    stream.on("data", (piece: Buffer) => {
+      const end = piece.lastIndexOf(0x0a);
+      if (end === -1) {
+        rest = rest === null ? piece : Buffer.concat([rest, piece]);
+        return;
+      }
+      const whole: Buffer = rest === null ? piece.subarray(0, end) : Buffer.concat([rest, piece.subarray(0, end)]);
+      rest = end + 1 < piece.length ? piece.subarray(end + 1) : null;
+      const text = whole.toString("utf8");
+      chars += text.length + 1;
+      for (const line of text.split("\n")) lines.push(line);
+    });
+    stream.on("error", reject);
+    stream.on("end", () => {
+      if (rest !== null) reject(new Error("COPY output ended inside a line"));
+      else resolve({ lines, chars });
+    });
+  });
+}
+
+/** A string literal that reads the same whatever standard_conforming_strings is. */
+function literal(text: string): string {
+  return `E'${text.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
+}
+
+/** The key columns' text of one COPY line. */
+function keyOfLine(plan: TablePlan, line: string): string[] {
+  const fields = line.split("\t");
+  return plan.keyIndexes.map((index) => copyField(fields[index]!, plan.rawEscaped[index]!) as string);
+}
+
+/** A COPY text field's value: null for `\N`, else the text with its escapes undone. */
+function copyField(field: string, escaped: boolean): string | null {
+  if (field === "\\N") return null;
+  return escaped && field.indexOf("\\") !== -1 ? copyUnescape(field) : field;
+}
+
+const copyUnescapes: Readonly<Record<string, string>> = { b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v" };
+
+/**
+ * Undoes COPY's text escapes. PostgreSQL's COPY TO writes only `\\`, `\b`, `\f`, `\n`, `\r`,
+ * `\t`, `\v` (and a backslash before the delimiter); the octal and hex forms COPY FROM also
+ * reads are taken as character codes.
+ */
+export function copyUnescape(field: string): string {
+  let out = "";
+  let from = 0;
+  for (let at = field.indexOf("\\"); at !== -1 && at + 1 < field.length; at = field.indexOf("\\", from)) {
+    out += field.slice(from, at);
+    const c = field[at + 1]!;
+    from = at + 2;
+    const named = copyUnescapes[c];
+    if (named !== undefined) {
+      out += named;
+    } else if (c >= "0" && c <= "7") {
+      let end = at + 2;
+      while (end < at + 4 && end < field.length && field[end]! >= "0" && field[end]! <= "7") end++;
+      out += String.fromCharCode(parseInt(field.slice(at + 1, end), 8));
+      from = end;
+    } else if (c === "x" && /^[0-9a-fA-F]/.test(field.slice(at + 2, at + 3))) {
+      const hex = /^[0-9a-fA-F]{1,2}/.exec(field.slice(at + 2))![0];
+      out += String.fromCharCode(parseInt(hex, 16));
+      from = at + 2 + hex.length;
+    } else {
+      out += c;
+    }
+  }
+  return out + field.slice(from);
 }
 
 async function* cursorChunks(plan: TablePlan, options: SnapshotOptions): AsyncGenerator<Chunk> {
@@ -287,26 +429,64 @@ async function* cursorChunks(plan: TablePlan, options: SnapshotOptions): AsyncGe
     const last = rows.length < limit;
     if (last) await run(`CLOSE ${cursor}`);
     else sizer.next(rows);
-    yield { events: toEvents(plan, rows), lastKey: null, last };
+    const events = await toEvents(plan, rows);
+    yield { events, raw: rawRows(plan, rows), lastKey: null, last };
     if (last) return;
   }
 }
 
-function toEvents(plan: TablePlan, rows: readonly TextRow[]): ChangeEvent[] {
-  const events: ChangeEvent[] = new Array(rows.length);
-  const { shape, keyIndexes, source } = plan;
-  const keyNames = plan.table.keyColumns;
-  for (let r = 0; r < rows.length; r++) {
-    let after: Row;
-    try {
-      after = decodeRow(shape, rows[r]!);
-    } catch (error) {
-      if (error instanceof ValueDecodeError) throw new ConnectorError(`snapshot from ${plan.where}: ${error.message}`, false, { cause: error });
-      throw error;
+/**
+ * Rows decoded between two turns of the event loop. Decoding a whole chunk at once would hold
+ * the one JavaScript thread for tens of milliseconds, during which the sinks' replies (the end
+ * of a COPY, a COMMIT) wait unread and their servers idle: in slices, reading and writing overlap.
+ */
+const DECODE_SLICE = 500;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A chunk's COPY lines → events (sliced like `toEvents`). */
+async function linesToEvents(plan: TablePlan, lines: readonly string[]): Promise<ChangeEvent[]> {
+  const events: ChangeEvent[] = new Array(lines.length);
+  const escaped = plan.rawEscaped;
+  const width = escaped.length;
+  // One array for every row's fields: decoding copies what it keeps.
+  const fields: TextRow = new Array<string | null>(width).fill(null);
+  for (let r = 0; r < lines.length; r++) {
+    if (r > 0 && r % DECODE_SLICE === 0) await nextTurn();
+    const line = lines[r]!;
+    let from = 0;
+    for (let i = 0; i < width; i++) {
+      let to = i === width - 1 ? line.length : line.indexOf("\t", from);
+      if (to === -1) to = line.length;
+      const field = line.slice(from, to);
+      fields[i] = field === "\\N" ? null : escaped[i] && field.indexOf("\\") !== -1 ? copyUnescape(field) : field;
+      from = to + 1;
     }
-    const key: Row = {};
-    for (let k = 0; k < keyIndexes.length; k++) setField(key, keyNames[k]!, after[shape.names[keyIndexes[k]!]!]!);
-    events[r] = { op: "read", before: null, after, key, source };
+    events[r] = eventOf(plan, fields);
   }
   return events;
+}
+
+async function toEvents(plan: TablePlan, rows: readonly TextRow[]): Promise<ChangeEvent[]> {
+  const events: ChangeEvent[] = new Array(rows.length);
+  for (let r = 0; r < rows.length; r++) {
+    if (r > 0 && r % DECODE_SLICE === 0) await nextTurn();
+    events[r] = eventOf(plan, rows[r]!);
+  }
+  return events;
+}
+
+function eventOf(plan: TablePlan, texts: readonly (string | null)[]): ChangeEvent {
+  const { shape, keyIndexes, source } = plan;
+  const keyNames = plan.table.keyColumns;
+  let after: Row;
+  try {
+    after = decodeRow(shape, texts);
+  } catch (error) {
+    if (error instanceof ValueDecodeError) throw new ConnectorError(`snapshot from ${plan.where}: ${error.message}`, false, { cause: error });
+    throw error;
+  }
+  const key: Row = {};
+  for (let k = 0; k < keyIndexes.length; k++) setField(key, keyNames[k]!, after[shape.names[keyIndexes[k]!]!]!);
+  return { op: "read", before: null, after, key, source };
 }
