@@ -668,6 +668,16 @@ class RawCheck {
 /** The column sets met so far, per table; the last one used is tried first. */
 class ColumnSets {
   private readonly last = new Map<TargetTable, ColumnSet>();
+  private readonly lastNamed = new Map<TargetTable, { names: readonly string[]; set: ColumnSet }>();
+
+  /** The set of these columns (a source's raw column list, one array for all its batches). */
+  ofNames(table: TargetTable, names: readonly string[]): ColumnSet {
+    const last = this.lastNamed.get(table);
+    if (last !== undefined && last.names === names) return last.set;
+    const set = columnSetOf(table, names);
+    this.lastNamed.set(table, { names, set });
+    return set;
+  }
 
   /** The set of `row`'s columns, found without allocating when it is the usual one. */
   of(table: TargetTable, row: Row): ColumnSet {
@@ -732,11 +742,18 @@ function actionsOf(sinkEvent: SinkEvent, index: number, table: TargetTable, colu
   if (event.op === "delete") return [deleteAction(index, table, keyOf(table, event.key, event.before))];
   const after = event.after;
   if (after === null) throw new EncodeError(`${event.op} event without an after image`);
+  const raw = sinkEvent.raw;
+  if (raw !== undefined && event.op === "read") {
+    // The line holds exactly `after`, its columns in `raw.rows.columns` order (SinkEvent.raw):
+    // a row that goes through as its line is never read, so a lazily decoded row (the
+    // PostgreSQL snapshot's) is never decoded.
+    const columns = columnSets.ofNames(table, raw.rows.columns);
+    const line = rawCheck.fits(columns, raw.rows) ? raw.rows.lines[raw.index] : undefined;
+    if (line !== undefined) return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, line, keyTexts: NO_TEXTS, key: undefined }];
+  }
   const columns = columnSets.of(table, after);
   if (event.op !== "update") {
-    const raw = sinkEvent.raw;
-    const line = raw !== undefined && event.op === "read" && rawCheck.fits(columns, raw.rows) ? (raw.rows.lines[raw.index] ?? null) : null;
-    return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, line, keyTexts: NO_TEXTS, key: undefined }];
+    return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, line: null, keyTexts: NO_TEXTS, key: undefined }];
   }
   const texts = encodeRow(columns, after);
   const upsert: Action = { index, table, kind: "upsert", fresh: false, row: after, columns, texts, line: null, keyTexts: NO_TEXTS, key: undefined };

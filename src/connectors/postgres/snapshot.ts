@@ -8,8 +8,10 @@
  * walks the key's index and costs the same for the last chunk as for the first; the next chunk
  * is requested while the current one is being delivered. Each chunk is read as
  * `COPY (SELECT …) TO STDOUT` text, cheaper to take apart than the row protocol, and its lines
- * go with the batch (`SourceBatch.raw`) for a PostgreSQL sink to pass through unchanged; rows
- * are decoded in slices between turns of the event loop, so that a sink's I/O is not held up. A chunk holds `chunk_size` rows, or
+ * go with the batch (`SourceBatch.raw`) for a PostgreSQL sink to pass through unchanged. Only
+ * the key columns are decoded up front; the rest of a row is decoded when something reads it
+ * (lazy-row.ts), so a row passed through is never decoded. Events are made in slices between
+ * turns of the event loop, so that a sink's I/O is not held up. A chunk holds `chunk_size` rows, or
  * fewer when the rows are wide (`MAX_CHUNK_BYTES`), so that memory is bounded by the chunk. Each chunk is a batch whose
  * checkpoint records how far the copy got (`SnapshotState`).
  *
@@ -35,9 +37,10 @@ import { ConnectorError } from "../../runtime/contracts.js";
 import type { ChangeEvent, SourceInfo } from "../../model/event.js";
 import type { Position } from "../../model/position.js";
 import type { Timestamp } from "../../model/timestamp.js";
-import { setField, type Row } from "../../model/value.js";
+import { setField, type Row, type Value } from "../../model/value.js";
 import { describeAddress, queryError, quoteIdentifier, quoteTable, type ServerAddress } from "./connection.js";
 import { decodeRow, Oid, rowShape, ValueDecodeError, type RowShape, type TypeRegistry } from "./decode.js";
+import { copyUnescape, LazyRows } from "./lazy-row.js";
 import type { TableDescription } from "./tables.js";
 
 /**
@@ -120,6 +123,8 @@ interface TablePlan {
   readonly rawTypes: readonly string[];
   /** Per column: its text may hold a character COPY escapes (not numbers, booleans, times). */
   readonly rawEscaped: readonly boolean[];
+  /** The keyset chunks' rows, decoded when read (lazy-row.ts). */
+  readonly lazy: LazyRows;
 }
 
 /** Types whose output never holds a backslash, tab or line break. */
@@ -188,6 +193,8 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
   const ordered = table.primaryKey.length > 0 || table.replicaIdentity === "index";
   const keyIndexes = table.keyColumns.map((key) => names.indexOf(key));
   const keyColumns = table.keyColumns.map((key) => table.columns.find((column) => column.name === key)!);
+  const where = `PostgreSQL at ${describeAddress(options.address)}`;
+  const rawEscaped = selected.map((column) => !PLAIN_OIDS.has(column.typeOid));
   const from = `${table.kind === "partitioned" ? "" : "ONLY "}${quoteTable(table.schema, table.name)}`;
   const select = `SELECT ${names.map(quoteIdentifier).join(", ")} FROM ${from}`;
   const order = keyColumns.map((column) => quoteIdentifier(column.name)).join(", ");
@@ -209,10 +216,11 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
       position: options.position,
       ts: options.startedAt,
     },
-    where: `PostgreSQL at ${describeAddress(options.address)}`,
+    where,
     rawColumns: names,
     rawTypes: selected.map((column) => column.type),
-    rawEscaped: selected.map((column) => !PLAIN_OIDS.has(column.typeOid)),
+    rawEscaped,
+    lazy: new LazyRows(shape, rawEscaped, (error) => new ConnectorError(`snapshot from ${where}: ${error.message}`, false, { cause: error })),
   };
 }
 
@@ -378,38 +386,7 @@ function copyField(field: string, escaped: boolean): string | null {
   return escaped && field.indexOf("\\") !== -1 ? copyUnescape(field) : field;
 }
 
-const copyUnescapes: Readonly<Record<string, string>> = { b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v" };
-
-/**
- * Undoes COPY's text escapes. PostgreSQL's COPY TO writes only `\\`, `\b`, `\f`, `\n`, `\r`,
- * `\t`, `\v` (and a backslash before the delimiter); the octal and hex forms COPY FROM also
- * reads are taken as character codes.
- */
-export function copyUnescape(field: string): string {
-  let out = "";
-  let from = 0;
-  for (let at = field.indexOf("\\"); at !== -1 && at + 1 < field.length; at = field.indexOf("\\", from)) {
-    out += field.slice(from, at);
-    const c = field[at + 1]!;
-    from = at + 2;
-    const named = copyUnescapes[c];
-    if (named !== undefined) {
-      out += named;
-    } else if (c >= "0" && c <= "7") {
-      let end = at + 2;
-      while (end < at + 4 && end < field.length && field[end]! >= "0" && field[end]! <= "7") end++;
-      out += String.fromCharCode(parseInt(field.slice(at + 1, end), 8));
-      from = end;
-    } else if (c === "x" && /^[0-9a-fA-F]/.test(field.slice(at + 2, at + 3))) {
-      const hex = /^[0-9a-fA-F]{1,2}/.exec(field.slice(at + 2))![0];
-      out += String.fromCharCode(parseInt(hex, 16));
-      from = at + 2 + hex.length;
-    } else {
-      out += c;
-    }
-  }
-  return out + field.slice(from);
-}
+export { copyUnescape };
 
 async function* cursorChunks(plan: TablePlan, options: SnapshotOptions): AsyncGenerator<Chunk> {
   const cursor = quoteIdentifier(`dts_snapshot_${plan.table.oid}`);
@@ -444,25 +421,21 @@ const DECODE_SLICE = 500;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** A chunk's COPY lines → events (sliced like `toEvents`). */
+/**
+ * A chunk's COPY lines → events whose `after` is decoded when read (lazy-row.ts): only the key
+ * columns are decoded here. A sink that passes the lines through never reads the rest.
+ */
 async function linesToEvents(plan: TablePlan, lines: readonly string[]): Promise<ChangeEvent[]> {
   const events: ChangeEvent[] = new Array(lines.length);
-  const escaped = plan.rawEscaped;
-  const width = escaped.length;
-  // One array for every row's fields: decoding copies what it keeps.
-  const fields: TextRow = new Array<string | null>(width).fill(null);
+  const { keyIndexes, source, lazy } = plan;
+  const keyNames = plan.table.keyColumns;
+  const keyValues: Value[] = new Array<Value>(keyIndexes.length).fill(null);
   for (let r = 0; r < lines.length; r++) {
     if (r > 0 && r % DECODE_SLICE === 0) await nextTurn();
-    const line = lines[r]!;
-    let from = 0;
-    for (let i = 0; i < width; i++) {
-      let to = i === width - 1 ? line.length : line.indexOf("\t", from);
-      if (to === -1) to = line.length;
-      const field = line.slice(from, to);
-      fields[i] = field === "\\N" ? null : escaped[i] && field.indexOf("\\") !== -1 ? copyUnescape(field) : field;
-      from = to + 1;
-    }
-    events[r] = eventOf(plan, fields);
+    const after = lazy.row(lines[r]!, keyIndexes, keyValues);
+    const key: Row = {};
+    for (let k = 0; k < keyIndexes.length; k++) setField(key, keyNames[k]!, keyValues[k]!);
+    events[r] = { op: "read", before: null, after, key, source };
   }
   return events;
 }
