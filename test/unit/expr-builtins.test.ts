@@ -1,37 +1,17 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { Expr, Span } from "../../src/ast/nodes.js";
+import { arg, event, sp } from "./expr-fixtures.js";
+import type { Expr } from "../../src/ast/nodes.js";
 import { BUILTINS, stringOf } from "../../src/expr/builtins.js";
 import { compileExpr, eventContext } from "../../src/expr/compile.js";
 import { ExpressionError, type ExpressionErrorCode } from "../../src/expr/errors.js";
 import { FUNCTIONS } from "../../src/expr/signatures.js";
 import { Decimal } from "../../src/model/decimal.js";
-import type { ChangeEvent } from "../../src/model/event.js";
-import { seqPosition } from "../../src/model/position.js";
 import { Timestamp } from "../../src/model/timestamp.js";
 import { typeOf, type Row, type Value } from "../../src/model/value.js";
 
 // Arguments are given as values through `row`, so that every kind (bytes, timestamps, nulls)
 // can be passed without a literal syntax for it: f(row.a0, row.a1, ...).
-let offset = 0;
-function sp(): Span {
-  offset += 10;
-  return { start: offset, end: offset + 5 };
-}
-const arg = (i: number): Expr => ({
-  kind: "member",
-  object: { kind: "identifier", name: "row", span: sp() },
-  property: { text: `a${i}`, span: sp() },
-  span: sp(),
-});
-
-const event: ChangeEvent = {
-  op: "insert",
-  before: null,
-  after: {},
-  key: {},
-  source: { connector: "datagen", db: "d", schema: "s", table: "t", position: seqPosition(1), ts: new Timestamp(0n) },
-};
 
 function callExpr(name: string, arity: number): Expr {
   return { kind: "call", callee: { text: name, span: sp() }, args: Array.from({ length: arity }, (_, i) => arg(i)), span: sp() };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { BinaryOperator, Expr, Span, UnaryOperator } from "../../src/ast/nodes.js";
+import { arg, event, sp } from "./expr-fixtures.js";
+import type { BinaryOperator, Expr, UnaryOperator } from "../../src/ast/nodes.js";
 import { compileExpr, eventContext } from "../../src/expr/compile.js";
 import { ExpressionError } from "../../src/expr/errors.js";
 import {
@@ -15,8 +16,6 @@ import {
   type StaticType,
 } from "../../src/expr/signatures.js";
 import { Decimal } from "../../src/model/decimal.js";
-import type { ChangeEvent } from "../../src/model/event.js";
-import { seqPosition } from "../../src/model/position.js";
 import { Timestamp } from "../../src/model/timestamp.js";
 import { isIntegerValue, isNumeric, typeOf, type Row, type Value } from "../../src/model/value.js";
 
@@ -52,24 +51,6 @@ function fits(type: StaticType, value: Value): boolean {
   }
 }
 
-let offset = 0;
-function sp(): Span {
-  offset += 10;
-  return { start: offset, end: offset + 5 };
-}
-const arg = (i: number): Expr => ({
-  kind: "member",
-  object: { kind: "identifier", name: "row", span: sp() },
-  property: { text: `a${i}`, span: sp() },
-  span: sp(),
-});
-const event: ChangeEvent = {
-  op: "insert",
-  before: null,
-  after: {},
-  key: {},
-  source: { connector: "datagen", db: "d", schema: "s", table: "t", position: seqPosition(1), ts: new Timestamp(0n) },
-};
 
 type Outcome = { value: Value } | { error: ExpressionError };
 
