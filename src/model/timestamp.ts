@@ -150,7 +150,8 @@ function daysInMonth(year: number, month: number): number {
 }
 
 // Howard Hinnant's days_from_civil / civil_from_days: exact for every proleptic Gregorian date.
-function daysFromCivil(year: number, month: number, day: number): number {
+/** Days since 1970-01-01 of a proleptic Gregorian date (year 0 is 1 BC). */
+export function daysFromCivil(year: number, month: number, day: number): number {
   const y = month <= 2 ? year - 1 : year;
   const era = Math.floor(y / 400);
   const yoe = y - era * 400;

@@ -31,7 +31,7 @@
  */
 import { decodeJson } from "../../model/json.js";
 import { Decimal } from "../../model/decimal.js";
-import { Timestamp } from "../../model/timestamp.js";
+import { daysFromCivil, Timestamp } from "../../model/timestamp.js";
 import { setField, type Row, type Value } from "../../model/value.js";
 
 /** A column's text → its value; called only for non-NULL text. */
@@ -226,16 +226,6 @@ export function parsePgDateTimeSlowly(text: string, withZone: boolean): Value {
 const parseTimestamp: ValueParser = (text) => parseDateTime(text, false);
 const parseTimestampTz: ValueParser = (text) => parseDateTime(text, true);
 const parseDate: ValueParser = (text) => parseDateTime(text, false);
-
-// Howard Hinnant's days_from_civil: exact for every proleptic Gregorian date.
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
 
 const parseJson: ValueParser = (text) => decodeJson(text);
 
