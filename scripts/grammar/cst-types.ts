@@ -3,7 +3,7 @@
  * from the parser's own productions, so the CST → AST visitor is type-checked against the
  * grammar as it is, not as it was when someone last copied it.
  */
-import { generateCstDts } from "chevrotain";
+import { generateCstDts } from "../../src/syntax/chevrotain.js";
 import { DtsParser } from "../../src/syntax/parser.js";
 import type { GeneratedFile } from "../generated.js";
 

@@ -21,7 +21,7 @@ import {
   Terminal,
   type IProduction,
   type TokenType,
-} from "chevrotain";
+} from "../../src/syntax/chevrotain.js";
 import { DtsParser } from "../../src/syntax/parser.js";
 import { Identifier, Word } from "../../src/syntax/tokens.js";
 import type { GeneratedFile } from "../generated.js";

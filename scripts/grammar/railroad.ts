@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { createSyntaxDiagramsCode, type ISerializedGast, type TokenType } from "chevrotain";
+import { createSyntaxDiagramsCode, type ISerializedGast, type TokenType } from "../../src/syntax/chevrotain.js";
 import { DtsParser } from "../../src/syntax/parser.js";
 import { allTokens } from "../../src/syntax/tokens.js";
 import type { GeneratedFile } from "../generated.js";

@@ -5,7 +5,7 @@
  * here. The EBNF, the railroad diagrams and the TextMate grammar all read this file, so a new
  * token class without a description stops `npm run gen` instead of printing a blank.
  */
-import { Lexer, type TokenType } from "chevrotain";
+import { Lexer, type TokenType } from "../../src/syntax/chevrotain.js";
 import { allTokens, Word } from "../../src/syntax/tokens.js";
 
 /** The text a fixed-pattern token matches, or undefined for a token class. */

@@ -27,7 +27,7 @@ import {
   type IProduction,
   type Rule,
   type TokenType,
-} from "chevrotain";
+} from "../../src/syntax/chevrotain.js";
 import { connectorNames } from "../../src/connectors/registry.js";
 import { DtsParser } from "../../src/syntax/parser.js";
 import * as tokens from "../../src/syntax/tokens.js";

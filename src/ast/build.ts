@@ -8,7 +8,7 @@
  * declaration is skipped (the parser has already reported why) instead of producing a
  * half-built node that later stages would have to distrust.
  */
-import { tokenMatcher, type CstNode, type IToken } from "chevrotain";
+import { tokenMatcher, type CstNode, type IToken } from "../syntax/chevrotain.js";
 import { DiagnosticBag } from "../diagnostics/diagnostic.js";
 import { closestMatch } from "../diagnostics/suggest.js";
 import type * as cst from "../syntax/cst.generated.js";

@@ -13,7 +13,7 @@ import {
   type IRecognitionException,
   type IToken,
   type TokenType,
-} from "chevrotain";
+} from "./chevrotain.js";
 import type { Span } from "../ast/nodes.js";
 import { DiagnosticBag } from "../diagnostics/diagnostic.js";
 import { closestMatch } from "../diagnostics/suggest.js";

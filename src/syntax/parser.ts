@@ -14,7 +14,7 @@
  * begins a new line starts a new entry (the gate in `additive`), as a reader would expect.
  * Everywhere else a line break means nothing.
  */
-import { CstParser, EOF, type IToken, type TokenType } from "chevrotain";
+import { CstParser, EOF, type IToken, type TokenType } from "./chevrotain.js";
 import * as t from "./tokens.js";
 
 function sameLine(previous: IToken, next: IToken): boolean {

@@ -5,7 +5,7 @@
  * newline matters — a `-` that starts a new record entry — is decided in the parser by
  * comparing token lines.
  */
-import { createToken, Lexer, type TokenType } from "chevrotain";
+import { createToken, Lexer, type TokenType } from "./chevrotain.js";
 import { scanString } from "./strings.js";
 
 export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED });

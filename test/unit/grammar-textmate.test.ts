@@ -9,7 +9,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Lexer, type IToken, type TokenType } from "chevrotain";
+import { Lexer, type IToken, type TokenType } from "../../src/syntax/chevrotain.js";
 import { describe, expect, it } from "vitest";
 import {
   keywordClasses,
