@@ -10,6 +10,7 @@
  */
 export { compileFile, compileText, type CompileResult } from "./compile.js";
 export { runPipeline, PipelineFailure, type RunOptions, type RunSummary } from "./runtime/run.js";
+export { PipelineLockedError } from "./runtime/run-lock.js";
 export type { Plan } from "./plan/types.js";
 export type { Diagnostic } from "./diagnostics/diagnostic.js";
 export { printPlanJson, printPlanDot, printPlanMermaid } from "./plan/print.js";

@@ -5,8 +5,9 @@
  * Exit codes (also in docs/running.md):
  *   0  stopped normally: the sources ended, --until-caught-up was reached, or SIGINT/SIGTERM
  *      (everything read was drained and checkpointed first)
- *   1  the pipeline is invalid: compile errors (printed), or a value fixed at start cannot be
- *      computed (an unset environment variable without a default, an unreadable schema)
+ *   1  the pipeline cannot start: compile errors (printed), a value fixed at start cannot be
+ *      computed (an unset environment variable without a default, an unreadable schema), or
+ *      another dts-run of the same pipeline is running (it holds the pipeline's lock)
  *   2  bad usage: unknown option, no file, a file that cannot be read
  *   3  a connector failed for good (or the checkpoint store did), or a connector is specified
  *      but not built yet

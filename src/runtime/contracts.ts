@@ -175,6 +175,13 @@ export interface CheckpointStore {
    * save one source without the others). A sink-held store may instead save within `write`.
    */
   save(checkpoints: Readonly<Record<string, SourceCheckpoint>>): Promise<void>;
+  /**
+   * Takes the pipeline's lock in this store, so that a second run of the pipeline fails at start
+   * instead of reading and overwriting the same checkpoints; resolves to the function releasing
+   * it. Throws a `PipelineLockedError` (run-lock.ts) when another run holds it. `onLost` is
+   * called if the store loses a lock it held (the database session holding it ended).
+   */
+  lock?(options: { readonly log: Logger; readonly onLost: (error: Error) => void }): Promise<() => Promise<void>>;
 }
 
 /**

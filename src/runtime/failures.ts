@@ -3,7 +3,8 @@
  * that names what to look at (the connector, the event, the variable) in one line.
  *
  *   start     a value fixed at start cannot be computed (unset env variable, unreadable
- *             schema file): the pipeline as configured is invalid           → exit 1
+ *             schema file): the pipeline as configured is invalid; or another run of
+ *             the pipeline holds its lock (run-lock.ts): it cannot start     → exit 1
  *   connector a connector (or the checkpoint store) failed for good, or is specified but
  *             not built yet                                                  → exit 3
  *   rejected  an event was rejected (by a step or by a sink) and the pipeline has no

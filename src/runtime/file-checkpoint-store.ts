@@ -10,6 +10,9 @@
  * means the other replays a little more after a restart (sinks are idempotent and a source
  * never resumes before what it acknowledged), never that anything is skipped.
  *
+ * Two runs of one pipeline must not share its entry at all: `lock` keeps the second from
+ * starting (run-lock.ts).
+ *
  * A save must leave either the old file or the new one, never a torn mix, whatever moment the
  * process or the machine dies at: so the text goes to a temporary file in the same folder
  * (rename is atomic only within one file system), which is fsync'd, renamed over the old
@@ -18,7 +21,8 @@
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { JsonValue } from "../model/json-value.js";
-import { ConnectorError, type CheckpointStore, type SourceCheckpoint } from "./contracts.js";
+import { ConnectorError, type CheckpointStore, type Logger, type SourceCheckpoint } from "./contracts.js";
+import { lockFile, lockFilePath } from "./run-lock.js";
 
 const FORMAT_VERSION = 2;
 
@@ -31,6 +35,11 @@ export class FileCheckpointStore implements CheckpointStore {
     readonly path: string,
     private readonly pipeline: string,
   ) {}
+
+  /** The lock file `PATH.PIPELINE.lock` beside the checkpoint file (run-lock.ts). */
+  lock(options: { readonly log: Logger }): Promise<() => Promise<void>> {
+    return lockFile(lockFilePath(this.path, this.pipeline), this.pipeline, options.log);
+  }
 
   async load(): Promise<Readonly<Record<string, SourceCheckpoint>>> {
     let text: string;

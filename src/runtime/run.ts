@@ -4,15 +4,16 @@
  * Order of a run: values fixed at start are resolved and every flow compiled (so a missing
  * variable or schema fails before anything connects); every connector implementation is
  * loaded (so a connector that is not built yet fails before anything connects either); sinks
- * start, then the checkpoint store is read (it may live in a sink), then sources start,
- * each resuming from its checkpoint. It runs until
+ * are made, the pipeline's lock is taken in the checkpoint store (run-lock.ts: a second run of
+ * the pipeline stops here), sinks start, then the checkpoint store is read (it may live in a
+ * sink), then sources start, each resuming from its checkpoint. It runs until
  *   (a) every source's iterator ended,
  *   (b) `untilCaughtUp` and every source's latest batch said `caughtUp` (or it ended), or
  *   (c) `signal` aborts;
  * then it stops pulling, lets every batch already read become durable in every sink, saves
- * the last checkpoint, and closes sources, then sinks. A fatal error anywhere stops pulling at
- * once, waits for the writes already running, closes everything and throws a
- * `PipelineFailure` carrying the summary with each source's last durable position.
+ * the last checkpoint, closes sources, then sinks, and releases the lock. A fatal error
+ * anywhere stops pulling at once, waits for the writes already running, closes everything and
+ * throws a `PipelineFailure` carrying the summary with each source's last durable position.
  */
 import { resolve } from "node:path";
 import { ConnectorNotBuiltError, loadSink, loadSource } from "../connectors/registry.js";
@@ -26,6 +27,7 @@ import { checkpointsInSink, PipelineGraph } from "./graph.js";
 import { asRunLogger, silentLogger, type RunLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { DEFAULT_RETRY_POLICY, messageOf, withRetry, type RetryPolicy } from "./retry.js";
+import { PipelineLockedError } from "./run-lock.js";
 import { SinkWorker } from "./sink-worker.js";
 import { SourcePump } from "./source-pump.js";
 import { resolveStartValues, StartValueError } from "./start-values.js";
@@ -82,6 +84,8 @@ class PipelineRun {
   private coordinator: CheckpointCoordinator | undefined;
   /** The checkpoints the run resumed from. */
   private initial: Readonly<Record<string, SourceCheckpoint>> = {};
+  /** Releases the pipeline's lock, once it is taken. */
+  private releaseLock: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly plan: Plan,
@@ -115,9 +119,10 @@ class PipelineRun {
     const summary = this.summary();
     if (this.failure !== undefined) {
       const { error, where } = this.failure;
-      // A rejection's message already says where (the step or the sink) and which event.
-      const message = error instanceof RejectedEventError ? error.message : `${where}: ${messageOf(error)}`;
-      throw new PipelineFailure(failureKind(error), message, summary, { cause: error });
+      // A rejection's message already says where (the step or the sink) and which event; a
+      // lock's names the pipeline, and the position is the other run's to move, not this one's.
+      const message = error instanceof RejectedEventError || error instanceof PipelineLockedError ? error.message : `${where}: ${messageOf(error)}`;
+      throw new PipelineFailure(failureKind(error), message, error instanceof PipelineLockedError ? undefined : summary, { cause: error });
     }
     log.debug("pipeline stopped", { stopped_by: summary.stoppedBy, seconds: summary.seconds });
     return summary;
@@ -152,21 +157,47 @@ class PipelineRun {
       sourceFactories.set(source.name, factory);
     }
 
+    // Sinks are made (which connects nothing) before the lock is taken, because the lock is
+    // the checkpoint store's and the store may be a sink's; they start only once it is held,
+    // because starting one may change its output (the jsonl sink cuts a torn last line).
+    const created = new Map<string, SinkWriter>();
     for (const sink of plan.sinks) {
       const resolved = startValues.sinks.get(sink.name)!;
+      try {
+        created.set(
+          sink.name,
+          sinkFactories.get(sink.name)!({
+            pipeline: plan.pipeline.name,
+            name: sink.name,
+            options: { ...resolved.options },
+            eventOptions: resolved.eventOptions,
+            log: log.child({ sink: sink.name }),
+            baseDir: options.baseDir,
+            // Sources start after sinks, so the reader is looked up when a sink first asks.
+            describeSource: (event) => this.describeSource(event),
+          }),
+        );
+      } catch (error) {
+        this.fail(error, `sink ${sink.name}`);
+        return;
+      }
+    }
+
+    let store: CheckpointStore;
+    try {
+      store = this.checkpointStore(created);
+      await this.lock(store);
+    } catch (error) {
+      this.fail(error, "checkpoint store");
+      return;
+    }
+
+    for (const sink of plan.sinks) {
+      const writer = created.get(sink.name)!;
+      // Closed at the end from here on, also when its start fails.
+      this.writers.set(sink.name, writer);
       const sinkLog = log.child({ sink: sink.name });
       try {
-        const writer = sinkFactories.get(sink.name)!({
-          pipeline: plan.pipeline.name,
-          name: sink.name,
-          options: { ...resolved.options },
-          eventOptions: resolved.eventOptions,
-          log: sinkLog,
-          baseDir: options.baseDir,
-          // Sources start after sinks, so the reader is looked up when a sink first asks.
-          describeSource: (event) => this.describeSource(event),
-        });
-        this.writers.set(sink.name, writer);
         await withRetry(`starting sink ${sink.name}`, () => writer.start(), { policy: this.retry, log: sinkLog, signal: this.stop.signal });
       } catch (error) {
         this.fail(error, `sink ${sink.name}`);
@@ -175,10 +206,8 @@ class PipelineRun {
       log.info("sink started", { sink: sink.name, connector: sink.connector });
     }
 
-    let store: CheckpointStore;
     let initial: Readonly<Record<string, SourceCheckpoint>>;
     try {
-      store = this.checkpointStore();
       initial = await withRetry("reading the checkpoints", () => store.load(), { policy: this.retry, log });
     } catch (error) {
       this.fail(error, "checkpoint store");
@@ -281,16 +310,29 @@ class PipelineRun {
     return undefined;
   }
 
-  private checkpointStore(): CheckpointStore {
+  private checkpointStore(sinks: ReadonlyMap<string, SinkWriter>): CheckpointStore {
     const { plan, options } = this;
     if (options.checkpointStore !== undefined) return options.checkpointStore;
     const setting = plan.pipeline.checkpoint;
     if (setting.kind === "file") return new FileCheckpointStore(resolve(options.baseDir, setting.path), plan.pipeline.name);
-    const store = this.writers.get(setting.sink)?.checkpoints;
+    const store = sinks.get(setting.sink)?.checkpoints;
     if (store === undefined) {
       throw new StartValueError(`checkpoint "${setting.kind}": sink ${setting.sink} cannot keep checkpoints`);
     }
     return store;
+  }
+
+  private async lock(store: CheckpointStore): Promise<void> {
+    if (store.lock === undefined) return;
+    const lock = store.lock.bind(store);
+    // A lost lock stops the run: going on would let a second run start beside this one.
+    const onLost = (error: Error): void => this.fail(error, "checkpoint store");
+    this.releaseLock = await withRetry("taking the pipeline's lock", () => lock({ log: this.log, onLost }), {
+      policy: this.retry,
+      log: this.log,
+      signal: this.stop.signal,
+    });
+    this.log.debug("pipeline lock taken");
   }
 
   // ------------------------------------------------------------------ running
@@ -351,6 +393,8 @@ class PipelineRun {
     for (const [name, writer] of this.writers) {
       await writer.close().catch((error: unknown) => this.log.warn("closing the sink failed", { sink: name, error: messageOf(error) }));
     }
+    // Last, so that the last checkpoint is saved under the lock.
+    await this.releaseLock?.().catch((error: unknown) => this.log.warn("releasing the pipeline's lock failed", { error: messageOf(error) }));
   }
 
   private summary(): RunSummary {
@@ -375,7 +419,7 @@ class PipelineRun {
 }
 
 function failureKind(error: unknown): FailureKind {
-  if (error instanceof StartValueError) return "start";
+  if (error instanceof StartValueError || error instanceof PipelineLockedError) return "start";
   if (error instanceof RejectedEventError) return "rejected";
   if (error instanceof ConnectorNotBuiltError) return "connector";
   return "connector";

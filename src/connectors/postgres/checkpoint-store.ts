@@ -10,12 +10,23 @@
  * after a crash the target is exactly at its stored position and nothing is applied twice.
  * `load` and `save` use a connection of their own, so that a save from the checkpoint
  * coordinator never lands inside a write's transaction (and is never rolled back with it).
+ *
+ * The pipeline's lock (one run at a time, see run-lock.ts) is a session-level advisory lock
+ * keyed by a hash of the pipeline's name, so it is per pipeline and database, as the rows
+ * are. It lives on a third connection: the load/save connection is dropped and reopened on
+ * errors, which would let go of it unnoticed. The server releases it when the session ends,
+ * so a killed run leaves no stale lock behind; until the server has noticed, its session
+ * still holds the lock, so a lock held by a dts run that no longer exists on this host is a
+ * retriable error rather than a refusal.
  */
+import { createHash } from "node:crypto";
+import { hostname } from "node:os";
 import type pg from "pg";
 import type { JsonValue } from "../../model/json-value.js";
-import type { CheckpointStore, SourceCheckpoint } from "../../runtime/contracts.js";
+import type { CheckpointStore, Logger, SourceCheckpoint } from "../../runtime/contracts.js";
 import { ConnectorError } from "../../runtime/contracts.js";
-import { connect, connectorError, serverLabel } from "./client.js";
+import { PipelineLockedError, processIsGone } from "../../runtime/run-lock.js";
+import { connect, connectorError, isUnreachable, serverLabel } from "./client.js";
 
 export const CHECKPOINT_TABLE = "dts.checkpoints";
 
@@ -46,6 +57,51 @@ export class PostgresCheckpointStore implements CheckpointStore {
     private readonly applicationName: string,
   ) {
     this.server = serverLabel(url);
+  }
+
+  async lock(options: { readonly log: Logger; readonly onLost: (error: Error) => void }): Promise<() => Promise<void>> {
+    const key = advisoryLockKey(this.pipeline);
+    // The holder's name as other sessions see it in pg_stat_activity, for their error message.
+    let client: pg.Client;
+    try {
+      client = await connect(this.url, `dts pid ${process.pid} on ${hostname()}`);
+    } catch (error) {
+      // The lock is the first thing a run asks of this server: one that cannot be reached at
+      // start is said at once (see isUnreachable), naming the server, as a sink's start would.
+      if (error instanceof ConnectorError && isUnreachable(error.cause)) {
+        throw new ConnectorError(`taking the pipeline's lock: ${error.message}`, false, { cause: error.cause });
+      }
+      throw error;
+    }
+    try {
+      const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1::bigint) AS locked", [key.toString()]);
+      if (!rows[0]!.locked) throw this.lockedError(key, await lockHolder(client, key).catch(() => undefined));
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error instanceof PipelineLockedError ? error : connectorError(error, this.server, "taking the pipeline's lock");
+    }
+    let ended = false;
+    const lost = (): void => {
+      if (ended) return;
+      ended = true;
+      options.onLost(
+        new ConnectorError(
+          `lost the lock of pipeline "${this.pipeline}" on ${this.server}: the session holding it ended, and ` +
+            `another run could now start; stopping (the next run resumes from the last checkpoint)`,
+          false,
+        ),
+      );
+    };
+    client.on("error", lost);
+    client.on("end", lost);
+    return async () => {
+      if (ended) return;
+      ended = true;
+      // Ending the session would release it too, but only once the server process has exited:
+      // a run started right after could still find it held.
+      await client.query("SELECT pg_advisory_unlock($1::bigint)", [key.toString()]).catch(() => {});
+      await client.end().catch(() => {});
+    };
   }
 
   async load(): Promise<Readonly<Record<string, SourceCheckpoint>>> {
@@ -103,11 +159,69 @@ export class PostgresCheckpointStore implements CheckpointStore {
     return client;
   }
 
+  private lockedError(key: bigint, holder: LockSession | undefined): Error {
+    const running = `pipeline "${this.pipeline}" is already running`;
+    const lock = `its lock in ${this.server} (advisory lock ${key})`;
+    if (holder === undefined) return new PipelineLockedError(this.pipeline, `${running}: another session holds ${lock}; stop the other dts-run of it`);
+    const terminate = `SELECT pg_terminate_backend(${holder.pid})`;
+    const dts = /^dts pid (\d+) on (.+)$/.exec(holder.application_name);
+    if (dts === null) {
+      const name = holder.application_name === "" ? "" : ` ("${holder.application_name}")`;
+      return new PipelineLockedError(
+        this.pipeline,
+        `${running}: server process ${holder.pid}${name} holds ${lock}; stop the other dts-run of it, or end that session: ${terminate}`,
+      );
+    }
+    const pid = dts[1]!;
+    const host = dts[2]!;
+    if (processIsGone(Number(pid), host)) {
+      // A run killed a moment ago: the server ends its session as soon as it notices, so retry.
+      return new ConnectorError(
+        `the lock of pipeline "${this.pipeline}" in ${this.server} is still held by server process ${holder.pid} of ` +
+          `dts-run pid ${pid}, which no longer runs; if the server does not end that session, end it: ${terminate}`,
+        true,
+      );
+    }
+    return new PipelineLockedError(
+      this.pipeline,
+      `${running}: dts-run pid ${pid} on host ${host} holds ${lock}, in server process ${holder.pid}; ` +
+        `stop the other dts-run (pid ${pid}) or, if it is gone, end its session: ${terminate}`,
+    );
+  }
+
   private failure(error: unknown, doing: string): ConnectorError {
     const converted = connectorError(error, this.server, doing);
     if (converted.retriable) void this.close();
     return converted;
   }
+}
+
+/**
+ * The advisory lock key of a pipeline: the first 64 bits of SHA-256 of `dts:NAME`, the same in
+ * every version of dts and of PostgreSQL (the server's own hashtext is not promised to be).
+ */
+export function advisoryLockKey(pipeline: string): bigint {
+  return createHash("sha256").update(`dts:${pipeline}`).digest().readBigInt64BE(0);
+}
+
+interface LockSession {
+  readonly pid: number;
+  readonly application_name: string;
+}
+
+/** The session holding the key in this database; absent when it has let go since. */
+async function lockHolder(client: pg.Client, key: bigint): Promise<LockSession | undefined> {
+  // pg_locks shows a bigint key as its high half in classid and its low half in objid.
+  const unsigned = BigInt.asUintN(64, key);
+  const { rows } = await client.query<LockSession>(
+    `SELECT l.pid, coalesce(a.application_name, '') AS application_name
+     FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid = $1::oid AND l.objid = $2::oid`,
+    [(unsigned >> 32n).toString(), (unsigned & 0xffffffffn).toString()],
+  );
+  return rows[0];
 }
 
 export interface StoredCheckpoint {

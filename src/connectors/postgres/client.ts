@@ -82,3 +82,16 @@ export async function connect(url: string, applicationName: string, connectTimeo
   }
   return client;
 }
+
+/**
+ * A connection refused, or a host name that does not resolve. At start that is almost always a
+ * wrong URL or a stopped server, and is said at once rather than after a minute of retries;
+ * mid-run the same error is a server restarting, and is retried.
+ */
+export function isUnreachable(error: unknown): boolean {
+  const errors = error instanceof AggregateError ? error.errors : [error];
+  return errors.some((e: unknown) => {
+    const code = (e as { code?: unknown } | null)?.code;
+    return code === "ECONNREFUSED" || code === "ENOTFOUND";
+  });
+}
