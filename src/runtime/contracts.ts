@@ -22,6 +22,11 @@ export interface SourceCheckpoint {
 }
 
 export interface SourceBatch {
+  /**
+   * The batch's events. A batch with `bulk` may make them only when first read (a getter): the
+   * runtime reads them only for a flow with steps or a sink that does not take the bulk rows,
+   * so a snapshot chunk loaded as it is never becomes events at all.
+   */
   readonly events: readonly ChangeEvent[];
   /**
    * Set when the batch ends at a transaction boundary: after these events are durable, the
@@ -31,24 +36,34 @@ export interface SourceBatch {
   /** The source has nothing more to send right now (used by `--until-caught-up`). */
   readonly caughtUp?: boolean;
   /**
-   * Optional: the events' rows as the source database printed them, for a sink that can pass
-   * them through unchanged (a PostgreSQL snapshot into a PostgreSQL table with the same columns).
-   * The events' typed `after` rows stay complete and authoritative; this is only a shortcut.
+   * Optional: the events' rows as the source database printed them in its bulk format, for a
+   * sink that loads that format as it is (a PostgreSQL snapshot chunk into a PostgreSQL table
+   * with the same columns). Only for `read` events of one table; `events` stays authoritative.
    */
-  readonly raw?: RawRows;
+  readonly bulk?: BulkRows;
 }
 
 /**
- * Rows in PostgreSQL's COPY text format (fields escaped, `\N` for NULL, tab-separated, no
- * newline), `lines[i]` holding `events[i].after` exactly: its columns in `columns` order.
+ * Rows of one table in a database's bulk format, `count` of them, in the batch's event order:
+ * for `pg-copy-text`, PostgreSQL's COPY text (fields escaped, `\N` for NULL, tab-separated),
+ * each line ending in a newline. The bytes are split across `data` anywhere, even inside a
+ * line; together they are whole lines. A sink loads them as they are or not at all.
  */
-export interface RawRows {
+export interface BulkRows {
   readonly format: "pg-copy-text";
+  /** The table the rows belong to, as events name it (`schema.table`): their target. */
+  readonly table: string;
   /** The columns of every line, in order (one array for all batches of a table). */
   readonly columns: readonly string[];
-  /** Each column's type as PostgreSQL's `format_type` prints it (`numeric(12,2)`). */
+  /** Each column's type as the source prints it (PostgreSQL's `format_type`: `numeric(12,2)`). */
   readonly types: readonly string[];
-  readonly lines: readonly string[];
+  readonly data: readonly Buffer[];
+  readonly count: number;
+}
+
+/** The number of events in a batch, without making a bulk batch's events. */
+export function batchSize(batch: SourceBatch | SinkBatch): number {
+  return batch.bulk !== undefined ? batch.bulk.count : batch.events.length;
 }
 
 export interface Logger {
@@ -108,15 +123,17 @@ export interface SinkEvent {
   readonly target: string;
   /** Set only for events sent to the dead-letter sink: why the event was rejected, and where. */
   readonly rejection?: { readonly reason: string; readonly where: string };
-  /**
-   * Optional: the event's row as its source printed it (`rows.lines[index]`), set only when no
-   * step touched the event, so it still holds exactly `event.after` (see `SourceBatch.raw`).
-   */
-  readonly raw?: { readonly rows: RawRows; readonly index: number };
 }
 
 export interface SinkBatch {
+  /** The events; with `bulk`, its rows as events, made only when first read. */
   readonly events: readonly SinkEvent[];
+  /**
+   * Set when the events are exactly these rows, untouched by any step and bound for
+   * `bulk.table`, in a format the sink takes (`SinkWriter.bulkFormats`). The sink may load the
+   * rows and never read `events`; it still answers with rejections indexed by event.
+   */
+  readonly bulk?: BulkRows;
   /**
    * When the sink holds the pipeline's checkpoints (`checkpoint: "postgres"`), the
    * checkpoints to store in the same transaction as these events, by source name.
@@ -158,13 +175,22 @@ export interface SinkWriter {
   start(): Promise<void>;
   /**
    * Resolves when every event of the batch is durable (or rejected). Called with one batch at a
-   * time per sink, in order. Throws a ConnectorError when it cannot write.
+   * time per sink, in order — except bulk writes, up to `parallelBulkWrites` at once. Throws a
+   * ConnectorError when it cannot write.
    */
   write(batch: SinkBatch): Promise<readonly Rejection[]>;
   /** Called once at the end, also after a failed `start()` (release whatever it opened). */
   close(): Promise<void>;
   /** Present when the sink can keep the pipeline's checkpoints in its own transactions. */
   readonly checkpoints?: CheckpointStore;
+  /** The `BulkRows` formats the sink loads as they are; it is given `SinkBatch.bulk` only in these. */
+  readonly bulkFormats?: readonly BulkRows["format"][];
+  /**
+   * How many bulk writes the sink may be given at once (1 when absent). Only batches of
+   * snapshot rows with no checkpoint to store go in parallel: their keys are distinct, so their
+   * order does not matter; any other write waits until they are all durable, and starts alone.
+   */
+  readonly parallelBulkWrites?: number;
 }
 
 /** Where checkpoints are kept: a file by default, or inside a database sink. */

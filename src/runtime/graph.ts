@@ -12,10 +12,9 @@
  * they are durable there), or, without a dead-letter sink, stop the pipeline before anything
  * of the batch is written (a step's rejection) or before the position moves (a sink's).
  */
-import type { ChangeEvent } from "../model/event.js";
 import type { Plan } from "../plan/types.js";
 import type { CheckpointCoordinator, BatchTicket } from "./checkpoint-coordinator.js";
-import type { Rejection, SinkEvent, SourceBatch, SourceCheckpoint } from "./contracts.js";
+import type { BulkRows, Rejection, SinkEvent, SourceBatch, SourceCheckpoint } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { Metrics } from "./metrics.js";
 import type { SinkWorker } from "./sink-worker.js";
@@ -24,8 +23,33 @@ import { emptyFlowOutput, type CompiledFlow } from "./steps.js";
 
 /** Events bound for one sink, each with its place in the source batch. */
 interface Part {
-  readonly events: SinkEvent[];
-  readonly indexes: number[];
+  readonly events: readonly SinkEvent[];
+  readonly indexes: readonly number[];
+  /** Set when the part is the whole batch as it came: its bulk rows may go instead. */
+  readonly bulk?: BulkRows;
+}
+
+/**
+ * The whole batch for a flow without steps. When the batch has bulk rows, its events are made
+ * only if something reads them (a sink that does not take the rows, a rejection), so a snapshot
+ * chunk a sink loads as it is never becomes events.
+ */
+function wholeBatch(batch: SourceBatch): Part {
+  if (batch.bulk === undefined) {
+    const events = batch.events;
+    return { events: events.map((event) => ({ event, target: defaultTarget(event) })), indexes: events.map((_, i) => i) };
+  }
+  let events: SinkEvent[] | undefined;
+  let indexes: number[] | undefined;
+  return {
+    bulk: batch.bulk,
+    get events() {
+      return (events ??= batch.events.map((event) => ({ event, target: defaultTarget(event) })));
+    },
+    get indexes() {
+      return (indexes ??= Array.from({ length: batch.bulk!.count }, (_, i) => i));
+    },
+  };
 }
 
 /**
@@ -75,16 +99,21 @@ export class PipelineGraph {
    */
   dispatch(source: string, batch: SourceBatch): boolean {
     const { deadLetter, metrics } = this.options;
-    const events = batch.events;
     const parts = new Map<string, Part[]>();
     const add = (sink: string, part: Part): void => {
       const list = parts.get(sink);
       if (list === undefined) parts.set(sink, [part]);
       else list.push(part);
     };
+    let whole: Part | undefined;
     for (const flow of this.flowsBySource.get(source) ?? []) {
+      if (flow.passesAll) {
+        whole ??= wholeBatch(batch);
+        for (const sink of flow.sinks) add(sink, whole);
+        continue;
+      }
       const out = emptyFlowOutput();
-      flow.run(events, out, batch.raw);
+      flow.run(batch.events, out);
       if (out.rejected.length > 0) {
         metrics.stepRejected += out.rejected.length;
         if (deadLetter === null) {
@@ -115,22 +144,31 @@ export class PipelineGraph {
       const part = list.length === 1 ? list[0]! : mergeParts(list);
       const checkpoints: Record<string, SourceCheckpoint> | undefined =
         inSink && sink === holder ? { [source]: checkpoint! } : undefined;
-      this.worker(sink).enqueue({
-        events: part.events,
-        ...(checkpoints !== undefined ? { checkpoints } : {}),
-        onDurable: (rejections) => this.written(sink, ticket, events, part, rejections),
-      });
+      const onDurable = (rejections: readonly Rejection[]): void => this.written(sink, ticket, batch, part, rejections);
+      this.worker(sink).enqueue(
+        part.bulk === undefined
+          ? { events: part.events, ...(checkpoints !== undefined ? { checkpoints } : {}), onDurable }
+          : {
+              bulk: part.bulk,
+              get events() {
+                return part.events;
+              },
+              ...(checkpoints !== undefined ? { checkpoints } : {}),
+              onDurable,
+            },
+      );
     }
     return true;
   }
 
   /** A sink made its part of a batch durable, perhaps refusing some events. */
-  private written(sink: string, ticket: BatchTicket, original: readonly ChangeEvent[], part: Part, rejections: readonly Rejection[]): void {
+  private written(sink: string, ticket: BatchTicket, batch: SourceBatch, part: Part, rejections: readonly Rejection[]): void {
     const { deadLetter, coordinator, metrics } = this.options;
     if (rejections.length === 0) {
       coordinator.sinkDone(ticket);
       return;
     }
+    const original = batch.events;
     const first = rejections[0]!;
     const firstEvent = original[part.indexes[first.index]!]!;
     if (deadLetter === null || sink === deadLetter) {

@@ -9,17 +9,28 @@
  * sink catches up instead of falling further behind. Rejections the sink returns are split
  * back to the items they belong to.
  *
+ * The one exception to one write at a time: a sink that loads bulk rows (`bulkFormats`) and
+ * says it can take several such writes at once (`parallelBulkWrites`) is given up to that many
+ * in parallel, for items that are bulk snapshot rows with no checkpoint to store. Their keys
+ * are distinct (a snapshot reads each row once), so no order among them can matter; any other
+ * item waits until every one of them is durable and then goes alone, so per-key order still
+ * holds for the changes that follow a snapshot. Parallel writes complete in any order; the
+ * checkpoint coordinator moves positions in order whatever order tickets complete in.
+ *
  * The queue needs no bound of its own: every item belongs to a batch that holds one of its
  * source's in-flight slots, so the total is bounded by sources × in-flight limit.
  */
-import type { Rejection, SinkBatch, SinkEvent, SinkWriter, SourceCheckpoint } from "./contracts.js";
+import type { BulkRows, Rejection, SinkBatch, SinkEvent, SinkWriter, SourceCheckpoint } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { RunLogger } from "./log.js";
 import type { SinkCounters } from "./metrics.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 
 export interface SinkWorkItem {
+  /** The events; with `bulk`, possibly a getter that makes them only when read. */
   readonly events: readonly SinkEvent[];
+  /** The events' rows in a bulk format, when they are the whole source batch untouched. */
+  readonly bulk?: BulkRows;
   /** For a sink that stores checkpoints in its own transactions: the ones this item carries. */
   readonly checkpoints?: Readonly<Record<string, SourceCheckpoint>>;
   /** Called once, when the write that carried the item resolved; indexes are the item's own. */
@@ -39,30 +50,40 @@ const DEFAULT_MAX_EVENTS_PER_WRITE = 10_000;
 
 export class SinkWorker {
   private queue: SinkWorkItem[] = [];
-  private writing = false;
+  private looping = false;
+  /** Writes started and not resolved. */
+  private running = 0;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
+  /** Wakes the loop when an item arrives or a write resolves. */
+  private wakeLoop: (() => void) | undefined;
+  private readonly bulkFormats: ReadonlySet<string>;
+  private readonly parallel: number;
 
   constructor(
     readonly name: string,
     private readonly writer: SinkWriter,
     private readonly options: SinkWorkerOptions,
-  ) {}
+  ) {
+    this.bulkFormats = new Set(writer.bulkFormats ?? []);
+    this.parallel = Math.max(1, Math.floor(writer.parallelBulkWrites ?? 1));
+  }
 
   enqueue(item: SinkWorkItem): void {
     if (this.stopped) return;
     this.queue.push(item);
-    if (!this.writing) void this.loop();
+    if (!this.looping) void this.loop();
+    else this.wake();
   }
 
-  /** Items waiting, the one being written not included. */
+  /** Items waiting, the ones being written not included. */
   get queued(): number {
     return this.queue.length;
   }
 
   /** Resolves when the queue is empty and no write is running. */
   idle(): Promise<void> {
-    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -70,77 +91,163 @@ export class SinkWorker {
   stop(): void {
     this.stopped = true;
     this.queue = [];
-    if (!this.writing) this.notifyIdle();
+    this.wake();
+    this.settle();
   }
 
   private async loop(): Promise<void> {
-    this.writing = true;
+    this.looping = true;
     try {
-      while (this.queue.length > 0 && !this.stopped) {
-        const items = this.take();
-        const batch = combine(items);
-        const rejections = await withRetry(`writing to sink ${this.name}`, () => this.writer.write(batch), {
-          policy: this.options.retry,
-          log: this.options.log,
-          onRetry: () => this.options.counters.retries++,
-        });
-        if (this.stopped) break;
-        if (rejections.length > 0 && batch.checkpoints !== undefined) {
-          // The contract: a sink that rejects any event of a batch does not store the batch's
-          // checkpoints. Nothing of this write may count as durable then, or the source would
-          // be acknowledged past a position that was never stored. The runner only hands a
-          // sink checkpoints when there is no dead-letter sink, so this stops the pipeline.
-          const first = rejections[0]!;
-          throw new RejectedEventError(batch.events[first.index]!.event, first.reason, `sink ${this.name}`);
+      while (!this.stopped) {
+        const head = this.queue[0];
+        if (head === undefined) {
+          if (this.running === 0) break;
+          await this.changed();
+        } else if (this.parallel > 1 && this.parallelizable(head)) {
+          if (this.running >= this.parallel) {
+            await this.changed();
+            continue;
+          }
+          const items = this.take(true);
+          this.running++;
+          void this.write(items).finally(() => {
+            this.running--;
+            this.wake();
+            this.settle();
+          });
+        } else if (this.running > 0) {
+          await this.changed();
+        } else {
+          this.running++;
+          try {
+            await this.write(this.take(false));
+          } finally {
+            this.running--;
+          }
         }
-        const counters = this.options.counters;
-        counters.writes++;
-        counters.events += batch.events.length - rejections.length;
-        counters.rejected += rejections.length;
-        distribute(items, rejections);
       }
-    } catch (error) {
-      this.stopped = true;
-      this.queue = [];
-      this.options.onFatal(error);
     } finally {
-      this.writing = false;
-      if (this.queue.length === 0 || this.stopped) this.notifyIdle();
+      this.looping = false;
+      this.settle();
     }
   }
 
-  /** The items of the next write: the oldest, and as many more as fit. */
-  private take(): SinkWorkItem[] {
+  /** One write of `items`; a failure stops the worker and the pipeline. */
+  private async write(items: readonly SinkWorkItem[]): Promise<void> {
+    const batch = this.combine(items);
+    try {
+      const rejections = await withRetry(`writing to sink ${this.name}`, () => this.writer.write(batch), {
+        policy: this.options.retry,
+        log: this.options.log,
+        onRetry: () => this.options.counters.retries++,
+      });
+      if (this.stopped) return;
+      if (rejections.length > 0 && batch.checkpoints !== undefined) {
+        // The contract: a sink that rejects any event of a batch does not store the batch's
+        // checkpoints. Nothing of this write may count as durable then, or the source would
+        // be acknowledged past a position that was never stored. The runner only hands a
+        // sink checkpoints when there is no dead-letter sink, so this stops the pipeline.
+        const first = rejections[0]!;
+        throw new RejectedEventError(batch.events[first.index]!.event, first.reason, `sink ${this.name}`);
+      }
+      const counters = this.options.counters;
+      counters.writes++;
+      counters.events += items.reduce((sum, item) => sum + countOf(item), 0) - rejections.length;
+      counters.rejected += rejections.length;
+      distribute(items, rejections);
+    } catch (error) {
+      if (this.stopped) return;
+      this.stopped = true;
+      this.queue = [];
+      this.wake();
+      this.options.onFatal(error);
+    }
+  }
+
+  /** A bulk item this sink loads, with nothing to store alongside: it may go in parallel. */
+  private parallelizable(item: SinkWorkItem): boolean {
+    return item.checkpoints === undefined && this.accepted(item) !== undefined;
+  }
+
+  private accepted(item: SinkWorkItem): BulkRows | undefined {
+    return item.bulk !== undefined && this.bulkFormats.has(item.bulk.format) ? item.bulk : undefined;
+  }
+
+  /** The items of the next write: the oldest, and as many more of its kind as fit. */
+  private take(parallel: boolean): SinkWorkItem[] {
     const limit = this.options.maxEventsPerWrite ?? DEFAULT_MAX_EVENTS_PER_WRITE;
-    let count = this.queue[0]!.events.length;
+    let count = countOf(this.queue[0]!);
     let n = 1;
-    while (n < this.queue.length && count + this.queue[n]!.events.length <= limit) {
-      count += this.queue[n]!.events.length;
+    while (n < this.queue.length) {
+      const next = this.queue[n]!;
+      if (parallel && !this.parallelizable(next)) break;
+      if (count + countOf(next) > limit) break;
+      count += countOf(next);
       n++;
     }
     return this.queue.splice(0, n);
   }
 
-  private notifyIdle(): void {
+  /**
+   * One batch of the items. Bulk rows go along when every item has them, in a format the sink
+   * takes, of one table with the same columns; the events are then made only if the sink reads them.
+   */
+  private combine(items: readonly SinkWorkItem[]): SinkBatch {
+    let checkpoints: Record<string, SourceCheckpoint> | undefined;
+    // Items of one source come in order, so the last checkpoint of a source is its newest.
+    for (const item of items) if (item.checkpoints !== undefined) checkpoints = { ...checkpoints, ...item.checkpoints };
+    const events = (): readonly SinkEvent[] => (items.length === 1 ? items[0]!.events : items.flatMap((item) => item.events));
+    const bulk = combinedBulk(items.map((item) => this.accepted(item)));
+    if (bulk === undefined) return checkpoints === undefined ? { events: events() } : { events: events(), checkpoints };
+    let made: readonly SinkEvent[] | undefined;
+    return {
+      bulk,
+      get events() {
+        return (made ??= events());
+      },
+      ...(checkpoints !== undefined ? { checkpoints } : {}),
+    };
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => (this.wakeLoop = resolve));
+  }
+
+  private wake(): void {
+    const wake = this.wakeLoop;
+    this.wakeLoop = undefined;
+    wake?.();
+  }
+
+  private isIdle(): boolean {
+    return !this.looping && this.running === 0 && (this.queue.length === 0 || this.stopped);
+  }
+
+  private settle(): void {
+    if (!this.isIdle()) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
 }
 
-function combine(items: readonly SinkWorkItem[]): SinkBatch {
-  if (items.length === 1) {
-    const only = items[0]!;
-    return only.checkpoints === undefined ? { events: only.events } : { events: only.events, checkpoints: only.checkpoints };
+function countOf(item: SinkWorkItem): number {
+  return item.bulk !== undefined ? item.bulk.count : item.events.length;
+}
+
+/** The items' bulk rows as one, when they can be: same format, table, columns and types. */
+function combinedBulk(bulks: readonly (BulkRows | undefined)[]): BulkRows | undefined {
+  const first = bulks[0];
+  if (first === undefined) return undefined;
+  if (bulks.length === 1) return first;
+  let count = 0;
+  const data: Buffer[] = [];
+  for (const bulk of bulks) {
+    if (bulk === undefined || bulk.format !== first.format || bulk.table !== first.table || bulk.columns !== first.columns || bulk.types !== first.types) return undefined;
+    count += bulk.count;
+    for (const buffer of bulk.data) data.push(buffer);
   }
-  const events: SinkEvent[] = [];
-  let checkpoints: Record<string, SourceCheckpoint> | undefined;
-  for (const item of items) {
-    for (const event of item.events) events.push(event);
-    // Items of one source come in order, so the last checkpoint of a source is its newest.
-    if (item.checkpoints !== undefined) checkpoints = { ...checkpoints, ...item.checkpoints };
-  }
-  return checkpoints === undefined ? { events } : { events, checkpoints };
+  return { format: first.format, table: first.table, columns: first.columns, types: first.types, data, count };
 }
 
 function distribute(items: readonly SinkWorkItem[], rejections: readonly Rejection[]): void {
@@ -152,7 +259,7 @@ function distribute(items: readonly SinkWorkItem[], rejections: readonly Rejecti
   let offset = 0;
   let next = 0;
   for (const item of items) {
-    const end = offset + item.events.length;
+    const end = offset + countOf(item);
     const own: Rejection[] = [];
     while (next < sorted.length && sorted[next]!.index < end) {
       const rejection = sorted[next++]!;

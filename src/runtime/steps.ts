@@ -24,7 +24,7 @@ import { isRecord, typeOf, type Row, type Value } from "../model/value.js";
 import { compileExpr, type CompileScope, type CompiledExpr } from "../expr/compile.js";
 import { fromPlanExpr } from "../plan/expr.js";
 import type { FlowPlan, PlanExpr, StepPlan } from "../plan/types.js";
-import type { Logger, RawRows, SinkEvent } from "./contracts.js";
+import type { Logger, SinkEvent } from "./contracts.js";
 import { defaultTarget, MutableContext, StartValueError } from "./start-values.js";
 
 const require = createRequire(import.meta.url);
@@ -43,11 +43,12 @@ export interface CompiledFlow {
   readonly source: string;
   readonly sinks: readonly string[];
   /**
-   * Runs the steps over a batch, appending to `out` (which the caller clears). `raw`, the
-   * batch's rows as the source printed them, is passed on with the events only when the flow
-   * has no steps (an event a step saw may no longer match its printed row).
+   * The flow has no steps: every event goes to its sinks as it came, so a batch's bulk rows
+   * (`SourceBatch.bulk`) still hold exactly its events and may go instead of them.
    */
-  run(events: readonly ChangeEvent[], out: FlowOutput, raw?: RawRows): void;
+  readonly passesAll: boolean;
+  /** Runs the steps over a batch, appending to `out` (which the caller clears). */
+  run(events: readonly ChangeEvent[], out: FlowOutput): void;
 }
 
 export function emptyFlowOutput(): FlowOutput {
@@ -92,15 +93,7 @@ export function compileFlow(flow: FlowPlan, options: StepCompileOptions): Compil
   const state: StepState = { event: undefined as unknown as ChangeEvent, target: "" };
   const stepCount = steps.length;
 
-  const run = (events: readonly ChangeEvent[], out: FlowOutput, raw?: RawRows): void => {
-    if (stepCount === 0 && raw !== undefined) {
-      for (let index = 0; index < events.length; index++) {
-        const event = events[index]!;
-        out.kept.push({ event, target: defaultTarget(event), raw: { rows: raw, index } });
-        out.keptIndex.push(index);
-      }
-      return;
-    }
+  const run = (events: readonly ChangeEvent[], out: FlowOutput): void => {
     for (let index = 0; index < events.length; index++) {
       const event = events[index]!;
       const target = defaultTarget(event);
@@ -119,7 +112,7 @@ export function compileFlow(flow: FlowPlan, options: StepCompileOptions): Compil
       out.keptIndex.push(index);
     }
   };
-  return { id: flow.id, source: flow.source, sinks: flow.sinks, run };
+  return { id: flow.id, source: flow.source, sinks: flow.sinks, passesAll: stepCount === 0, run };
 }
 
 function reasonOf(error: unknown): string {

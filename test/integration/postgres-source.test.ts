@@ -245,6 +245,46 @@ describe("postgres source", () => {
     expect(model).toEqual(await tableModel(db, "SELECT id, v FROM t"));
   });
 
+  it("streams a table's copy in chunks of whole lines, and closes at once in the middle of it", async () => {
+    const db = await database("snapshot_stream");
+    await db.sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    // Far more than the socket buffers hold, so the COPY is mid-stream, its socket paused, when closed.
+    await db.sql("INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 200000) g");
+    const first = source(db, { chunk_size: 1000 });
+    await first.start();
+    const puller = new BatchPuller(first, { keepBatches: true });
+    await puller.next();
+    await puller.next();
+    await puller.next();
+    for (const batch of puller.batches) {
+      const bulk = batch.bulk!;
+      const text = Buffer.concat(bulk.data).toString("utf8");
+      // Each chunk holds whole lines, as many as its events, the same rows.
+      expect(text.endsWith("\n")).toBe(true);
+      const lines = text.slice(0, -1).split("\n");
+      expect(lines).toHaveLength(bulk.count);
+      expect(bulk.count).toBe(batch.events.length);
+      expect(lines.map((line) => line.split("\t")[0])).toEqual(batch.events.map((event) => String(event.key.id)));
+      expect(bulk).toMatchObject({ format: "pg-copy-text", table: "public.t", columns: ["id", "v"], types: ["integer", "text"] });
+    }
+    expect(puller.events.map((event) => event.key.id)).toEqual([...Array(puller.events.length).keys()].map((i) => i + 1));
+    const started = performance.now();
+    await first.close();
+    expect(performance.now() - started).toBeLessThan(2000);
+    await eventually("the snapshot's server session to end", async () => {
+      const [{ n }] = await db.sql<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY (SELECT%'");
+      return Number(n) === 0;
+    });
+    // The next run resumes after the last chunk handed over.
+    const lastKey = puller.events[puller.events.length - 1]!.key.id as number;
+    const restarted = source(db, { chunk_size: 50000 }, { resume: puller.lastCheckpoint! });
+    await restarted.start();
+    const again = new BatchPuller(restarted, { keepEvents: false });
+    const next = await again.next();
+    expect(next!.events[0]!.key.id).toBe(lastKey + 1);
+    await restarted.close();
+  });
+
   it("moves the slot's confirmed_flush_lsn to an acknowledged checkpoint, and only then", async () => {
     const db = await database("acknowledge");
     await db.sql("CREATE TABLE t (id int PRIMARY KEY)");

@@ -6,10 +6,7 @@
  * key both (delete the old key, upsert the new row). Rows whose columns the table lacks are
  * rejected here, without a round trip, and so are updates and deletes with a value no column
  * can hold, as their keys are encoded (encode.ts) at once; inserts and snapshot rows are encoded
- * while they stream to the server, so that the work overlaps the server's — or not at all, for
- * snapshot rows a PostgreSQL source hands over in COPY text (`SinkEvent.raw`) when the target's
- * columns are the source's, name for name and type for type: their lines go into the COPY as
- * they are (the typed row still serves everything else: keys, careful mode, rejections). The actions of a
+ * while they stream to the server, so that the work overlaps the server's. The actions of a
  * table then collapse per key, in order: the last action on a key is the key's final state (a
  * full row image makes an upsert self-sufficient; a partial one, such as an update without its
  * unchanged TOAST columns, is merged into the earlier row), so each key appears once per
@@ -31,6 +28,13 @@
  * column and the server's reason. Ranges are contiguous and applied in order, so per-key order
  * holds in careful mode too, and everything but the refused events is applied — a handful of
  * bad rows among ten thousand cost a few dozen statements, not ten thousand.
+ *
+ * Snapshot chunks of a PostgreSQL source arrive as COPY text as well (`SinkBatch.bulk`). When
+ * the target's columns are the source's, name for name and type for type, those bytes go into
+ * the target's COPY as they came, and the rows are never decoded or encoded in between; up to
+ * `snapshot_writers` such chunks are loaded at once, each on its own connection, so that the
+ * target server parses and indexes on several cores. Anything the bytes cannot do (other
+ * columns, a refused value) goes the way of events, which the batch then makes.
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
@@ -42,8 +46,8 @@ import type { Row, Value } from "../../model/value.js";
 import { integerOption, stringOption } from "../../runtime/connector-options.js";
 import {
   ConnectorError,
+  type BulkRows,
   type Logger,
-  type RawRows,
   type Rejection,
   type SinkBatch,
   type SinkContext,
@@ -52,7 +56,7 @@ import {
   type TableSchema,
 } from "../../runtime/contracts.js";
 import { PostgresCheckpointStore } from "./checkpoint-store.js";
-import { connect, connectorError, errorKind, serverLabel, type PgError } from "./client.js";
+import { connect, connectorError, errorKind, isUnreachable, serverLabel, type PgError } from "./client.js";
 import {
   createTableStatements,
   definitionsFromSchema,
@@ -70,6 +74,9 @@ export type UpsertMethod = "unnest" | "copy";
 /** The faster of the two on the benchmark machine; see docs/performance.md. */
 export const DEFAULT_UPSERT_METHOD: UpsertMethod = "copy";
 
+/** Two: on the benchmark machine (2 cores) a third gained nothing; see docs/performance.md. */
+export const DEFAULT_SNAPSHOT_WRITERS = 2;
+
 export interface PostgresSinkOptions {
   readonly url: string;
   readonly createTables: boolean;
@@ -80,6 +87,8 @@ export interface PostgresSinkOptions {
   readonly log: Logger;
   readonly describeSource?: (event: ChangeEvent) => Promise<TableSchema | undefined>;
   readonly method?: UpsertMethod;
+  /** Snapshot chunks loaded at once, each on its own connection. */
+  readonly snapshotWriters?: number;
 }
 
 export function createSink(context: SinkContext): SinkWriter {
@@ -92,6 +101,7 @@ export function createSink(context: SinkContext): SinkWriter {
     url: stringOption(options, "postgres sink", "url"),
     createTables: createTables === true,
     batchSize: integerOption(options, "postgres sink", "batch_size", 10_000, 1),
+    snapshotWriters: integerOption(options, "postgres sink", "snapshot_writers", DEFAULT_SNAPSHOT_WRITERS, 1),
     pipeline: context.pipeline,
     name: context.name,
     log: context.log,
@@ -129,11 +139,6 @@ interface Action {
    * encoding of a chunk overlaps the server's work on the chunk before it.
    */
   readonly texts: readonly (string | null)[] | null;
-  /**
-   * Fresh upserts: the row as the source printed it in COPY text, when it can go to the target
-   * unchanged (same columns, same types; see `RawCheck`): COPY then sends it without encoding.
-   */
-  readonly line: string | null;
   /** Deletes: the encoded primary-key values, in `table.primaryKey` order. */
   readonly keyTexts: readonly (string | null)[];
   /** The row's identity in its table (the encoded key), once computed. */
@@ -152,33 +157,35 @@ export class PostgresSink implements SinkWriter {
   readonly checkpoints: PostgresCheckpointStore;
   private readonly server: string;
   private readonly method: UpsertMethod;
-  private client: pg.Client | undefined;
+  readonly bulkFormats = ["pg-copy-text"] as const;
+  readonly parallelBulkWrites: number;
+  /** Connections, each used by one write at a time; the first is opened at start, the rest when needed. */
+  private readonly sessions: Session[];
+  private readonly free: Session[];
   private readonly tables = new Map<string, TargetTable>();
-  /** Staging tables of this session, by table and column list. */
-  private readonly staging = new Map<string, string>();
-  /** Staging tables filled in the current transaction. */
-  private readonly stagedInTransaction = new Set<string>();
+  private readonly resolving = new Map<string, Promise<TargetTable>>();
   /**
    * Tables where a direct COPY of fresh rows met an existing key (a replayed chunk after a
    * crash): the next batches of fresh rows go through the staging upsert, how many below.
    */
   private readonly conflicted = new Map<TargetTable, number>();
   private readonly columnSets = new ColumnSets();
-  private readonly rawCheck = new RawCheck();
+  private readonly bulkCheck = new BulkCheck();
 
   constructor(private readonly options: PostgresSinkOptions) {
     this.server = serverLabel(options.url);
     this.method = options.method ?? DEFAULT_UPSERT_METHOD;
+    this.parallelBulkWrites = options.snapshotWriters ?? DEFAULT_SNAPSHOT_WRITERS;
+    this.sessions = Array.from({ length: this.parallelBulkWrites }, () => new Session());
+    this.free = [...this.sessions].reverse();
     this.checkpoints = new PostgresCheckpointStore(options.url, options.pipeline, `dts sink ${options.name} checkpoints`);
   }
 
   async start(): Promise<void> {
     try {
-      await this.connection();
+      await this.connection(this.sessions[0]!);
     } catch (error) {
-      // Refused or unknown at start is almost always a wrong URL or a stopped server: say so
-      // now rather than after a minute of retries (as the source does). Later, mid-run, the
-      // same error is a server restarting, and is retried.
+      // Said at once, not retried (see isUnreachable).
       if (error instanceof ConnectorError && isUnreachable(error.cause)) {
         throw new ConnectorError(`sink ${this.options.name}: ${error.message}`, false, { cause: error.cause });
       }
@@ -187,77 +194,117 @@ export class PostgresSink implements SinkWriter {
   }
 
   async close(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
-    await Promise.all([client?.end().catch(() => {}), this.checkpoints.close()]);
+    const clients = this.sessions.map((session) => session.client);
+    for (const session of this.sessions) session.forget();
+    await Promise.all([...clients.map((client) => client?.end().catch(() => {})), this.checkpoints.close()]);
   }
 
   async write(batch: SinkBatch): Promise<readonly Rejection[]> {
-    if (batch.events.length === 0 && batch.checkpoints === undefined) return [];
-    const client = await this.connection();
+    const bulk = batch.bulk !== undefined && batch.bulk.count > 0 ? batch.bulk : undefined;
+    if (bulk === undefined && batch.events.length === 0 && batch.checkpoints === undefined) return [];
+    const session = this.free.pop();
+    if (session === undefined) throw new Error(`sink ${this.options.name}: more writes at once than its ${this.sessions.length} connections`);
+    try {
+      if (bulk !== undefined && (await this.writeBulk(session, batch, bulk))) return [];
+      return await this.writeEvents(session, batch);
+    } finally {
+      this.free.push(session);
+    }
+  }
+
+  /**
+   * Loads bulk rows as they are, in one transaction; false when they cannot go that way (other
+   * columns or types in the target, or a value the server refused), and nothing was written.
+   */
+  private async writeBulk(session: Session, batch: SinkBatch, bulk: BulkRows): Promise<boolean> {
+    let table: TargetTable;
+    let columns: ColumnSet;
+    try {
+      // The events are read only if the table must be created (their values and source describe it).
+      table = this.tables.get(bulk.table) ?? (await this.resolveOnce(session, bulk.table, () => batch.events));
+      columns = this.columnSets.ofNames(table, bulk.columns);
+    } catch (error) {
+      if (error instanceof EncodeError) return false;
+      throw this.failure(error, "preparing a write", session);
+    }
+    if (!this.bulkCheck.fits(columns, bulk)) return false;
+    try {
+      const client = await this.connection(session);
+      await this.begin(session);
+      try {
+        await this.copyRows(session, table, bulk.columns, (sql) => copyBuffers(client, sql, bulk.data), true);
+      } catch (error) {
+        if (!refused(error)) throw error;
+        await client.query("ROLLBACK");
+        session.staging.clear();
+        return false;
+      }
+      if (batch.checkpoints !== undefined) await this.checkpoints.saveWithin(client, batch.checkpoints);
+      await client.query("COMMIT");
+      return true;
+    } catch (error) {
+      throw this.failure(error, `writing ${bulk.count} rows`, session);
+    }
+  }
+
+  private async writeEvents(session: Session, batch: SinkBatch): Promise<readonly Rejection[]> {
     const rejections: Rejection[] = [];
     let actions: Action[][];
     try {
-      actions = await this.plan(batch.events, rejections);
+      actions = await this.plan(session, batch.events, rejections);
     } catch (error) {
-      throw this.failure(error, "preparing a write");
+      throw this.failure(error, "preparing a write", session);
     }
     try {
-      await this.begin(client);
+      const client = await this.connection(session);
+      await this.begin(session);
       try {
-        await this.applyRange(client, actions.flat(), this.method);
+        await this.applyRange(session, actions.flat(), this.method);
       } catch (error) {
         if (!refused(error)) throw error;
         // Start again, carefully: find the refused events by bisection and apply the rest.
         await client.query("ROLLBACK");
-        this.staging.clear();
-        await this.begin(client);
-        await this.bisect(client, actions, 0, actions.length, rejections, true);
+        session.staging.clear();
+        await this.begin(session);
+        await this.bisect(session, actions, 0, actions.length, rejections, true);
       }
       // A rejected event stops the position from moving past it (see SinkBatch.checkpoints).
       if (batch.checkpoints !== undefined && rejections.length === 0) await this.checkpoints.saveWithin(client, batch.checkpoints);
       await client.query("COMMIT");
     } catch (error) {
-      throw this.failure(error, `writing ${batch.events.length} events`);
+      throw this.failure(error, `writing ${batch.events.length} events`, session);
     }
     return rejections.sort((a, b) => a.index - b.index);
   }
 
-  private async begin(client: pg.Client): Promise<void> {
-    this.stagedInTransaction.clear();
-    await client.query("BEGIN");
+  private async begin(session: Session): Promise<void> {
+    session.stagedInTransaction.clear();
+    await session.client!.query("BEGIN");
   }
 
   // ------------------------------------------------------------------ connection
 
-  private async connection(): Promise<pg.Client> {
-    if (this.client !== undefined) return this.client;
+  private async connection(session: Session): Promise<pg.Client> {
+    if (session.client !== undefined) return session.client;
     const client = await connect(this.options.url, `dts sink ${this.options.name}`);
-    client.on("error", () => this.forget(client));
-    client.on("end", () => this.forget(client));
-    this.client = client;
+    client.on("error", () => session.forget(client));
+    client.on("end", () => session.forget(client));
+    session.client = client;
     return client;
   }
 
-  /** The session is gone: what lived in it (staging tables, prepared statements) is too. */
-  private forget(client: pg.Client): void {
-    if (this.client !== client) return;
-    this.client = undefined;
-    this.staging.clear();
-  }
-
   /** Turns an error into a ConnectorError; after a connection error, drops the session. */
-  private failure(error: unknown, doing: string): ConnectorError {
+  private failure(error: unknown, doing: string, session: Session): ConnectorError {
     const converted = connectorError(error, this.server, `sink ${this.options.name}: ${doing}`);
-    const client = this.client;
+    const client = session.client;
     if (client !== undefined) {
       if (converted.retriable) {
-        this.forget(client);
+        session.forget(client);
         void client.end().catch(() => {});
       } else {
         // Leave the session usable for the next write (the runner may stop, or not).
         void client.query("ROLLBACK").catch(() => {});
-        this.staging.clear();
+        session.staging.clear();
       }
     }
     return converted;
@@ -266,13 +313,13 @@ export class PostgresSink implements SinkWriter {
   // ------------------------------------------------------------------ planning
 
   /** Every event's actions, by event; events that cannot be applied are rejected here. */
-  private async plan(events: readonly SinkEvent[], rejections: Rejection[]): Promise<Action[][]> {
+  private async plan(session: Session, events: readonly SinkEvent[], rejections: Rejection[]): Promise<Action[][]> {
     const byEvent: Action[][] = [];
     for (let index = 0; index < events.length; index++) {
       const sinkEvent = events[index]!;
-      const table = this.tables.get(sinkEvent.target) ?? (await this.resolveTable(sinkEvent, events));
+      const table = this.tables.get(sinkEvent.target) ?? (await this.resolveOnce(session, sinkEvent.target, () => events));
       try {
-        byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets, this.rawCheck));
+        byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets));
       } catch (error) {
         if (!(error instanceof EncodeError)) throw error;
         rejections.push({ index, reason: `${table.display}: ${error.message}` });
@@ -281,11 +328,24 @@ export class PostgresSink implements SinkWriter {
     return byEvent;
   }
 
-  private async resolveTable(sinkEvent: SinkEvent, events: readonly SinkEvent[]): Promise<TargetTable> {
-    const target = sinkEvent.target;
+  /**
+   * The target table, looked up (and created) once even when parallel writes meet it at the
+   * same time: two would both find it missing and both create it.
+   */
+  private resolveOnce(session: Session, target: string, events: () => readonly SinkEvent[]): Promise<TargetTable> {
+    let resolving = this.resolving.get(target);
+    if (resolving === undefined) {
+      resolving = this.resolveTable(session, target, events).finally(() => this.resolving.delete(target));
+      this.resolving.set(target, resolving);
+    }
+    return resolving;
+  }
+
+  /** The target table; `events` (the write's, some bound for it) describe it if it must be created. */
+  private async resolveTable(session: Session, target: string, events: () => readonly SinkEvent[]): Promise<TargetTable> {
     const { schema, table } = parseTarget(target);
     if (schema === "" || table === "") throw new ConnectorError(`sink ${this.options.name}: "${target}" is not a table name (schema.table or table)`, false);
-    const client = await this.connection();
+    const client = await this.connection(session);
     let found = await loadTable(client, schema, table);
     if (found === undefined) {
       if (!this.options.createTables) {
@@ -294,7 +354,8 @@ export class PostgresSink implements SinkWriter {
           false,
         );
       }
-      await this.createTable(client, schema, table, sinkEvent, events.filter((e) => e.target === target));
+      const bound = events().filter((e) => e.target === target);
+      await this.createTable(client, schema, table, bound[0]!, bound);
       found = await loadTable(client, schema, table);
       if (found === undefined) throw new ConnectorError(`sink ${this.options.name}: table ${schema}.${table} vanished after it was created`, false);
     }
@@ -345,7 +406,8 @@ export class PostgresSink implements SinkWriter {
   // ------------------------------------------------------------------ applying
 
   /** Applies the actions' final states in as few statements as possible. */
-  private async applyRange(client: pg.Client, actions: readonly Action[], method: UpsertMethod): Promise<void> {
+  private async applyRange(session: Session, actions: readonly Action[], method: UpsertMethod): Promise<void> {
+    const client = session.client!;
     for (const plan of collapse(actions)) {
       const { table } = plan;
       for (let i = 0; i < plan.deletes.length; i += this.options.batchSize) {
@@ -354,7 +416,7 @@ export class PostgresSink implements SinkWriter {
       for (const group of plan.upserts.values()) {
         for (let i = 0; i < group.length; i += this.options.batchSize) {
           const rows = i === 0 && group.length <= this.options.batchSize ? group : group.slice(i, i + this.options.batchSize);
-          if (method === "copy") await this.copyRows(client, table, rows, plan.fresh);
+          if (method === "copy") await this.copyRows(session, table, rows[0]!.columns!.names, (sql) => copyIn(client, sql, rows), plan.fresh);
           else await this.unnestRows(client, table, rows);
         }
       }
@@ -389,15 +451,15 @@ export class PostgresSink implements SinkWriter {
    * fresh copy then costs one COPY — and a key that exists already sends that table's next
    * few batches of fresh rows to staging, until a replayed stretch is likely over.
    */
-  private async copyRows(client: pg.Client, table: TargetTable, rows: readonly Action[], fresh: boolean): Promise<void> {
-    const columns = rows[0]!.columns!.names;
+  private async copyRows(session: Session, table: TargetTable, columns: readonly string[], send: (copySql: string) => Promise<void>, fresh: boolean): Promise<void> {
+    const client = session.client!;
     const columnList = columns.map(quoteIdent).join(", ");
     const skips = fresh ? (this.conflicted.get(table) ?? 0) : -1;
     if (skips > 0) this.conflicted.set(table, skips - 1);
     if (skips === 0 && !table.identityAlways) {
       await client.query("SAVEPOINT dts_direct");
       try {
-        await copyIn(client, `COPY ${table.sql} (${columnList}) FROM STDIN`, rows);
+        await send(`COPY ${table.sql} (${columnList}) FROM STDIN`);
         await client.query("RELEASE SAVEPOINT dts_direct");
         return;
       } catch (error) {
@@ -411,18 +473,18 @@ export class PostgresSink implements SinkWriter {
     // One staging table per target table and column list, typed like the target's columns so
     // that COPY's own input checks apply, and emptied by every commit (or before a second use
     // in one transaction).
-    let stage = this.staging.get(stageKey);
+    let stage = session.staging.get(stageKey);
     if (stage === undefined) {
       // Named after what it holds, so that a table made by an earlier transaction of this
       // session is found again by IF NOT EXISTS even after the cache was cleared.
       stage = quoteIdent(`dts_stage_${createHash("sha1").update(stageKey).digest("hex").slice(0, 20)}`);
       await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${stage} ON COMMIT DELETE ROWS AS SELECT ${columnList} FROM ${table.sql} WITH NO DATA`);
-      this.staging.set(stageKey, stage);
-    } else if (this.stagedInTransaction.has(stage)) {
+      session.staging.set(stageKey, stage);
+    } else if (session.stagedInTransaction.has(stage)) {
       await client.query(`DELETE FROM ${stage}`);
     }
-    this.stagedInTransaction.add(stage);
-    await copyIn(client, `COPY ${stage} (${columnList}) FROM STDIN`, rows);
+    session.stagedInTransaction.add(stage);
+    await send(`COPY ${stage} (${columnList}) FROM STDIN`);
     await client.query(
       `INSERT INTO ${table.sql} AS t (${columnList})${table.identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${columnList} FROM ${stage} ` +
         onConflict(table, columns),
@@ -440,8 +502,9 @@ export class PostgresSink implements SinkWriter {
    * Careful mode: applies events [lo, hi) with the refused ones rejected. A range is tried
    * whole under a savepoint (unless known to fail) and split in two when refused.
    */
-  private async bisect(client: pg.Client, byEvent: readonly Action[][], lo: number, hi: number, rejections: Rejection[], knownToFail: boolean): Promise<void> {
+  private async bisect(session: Session, byEvent: readonly Action[][], lo: number, hi: number, rejections: Rejection[], knownToFail: boolean): Promise<void> {
     if (hi <= lo) return;
+    const client = session.client!;
     if (hi - lo === 1) {
       const actions = byEvent[lo]!;
       if (actions.length === 0) return;
@@ -461,7 +524,7 @@ export class PostgresSink implements SinkWriter {
     if (!knownToFail) {
       await client.query("SAVEPOINT dts_range");
       try {
-        await this.applyRange(client, byEvent.slice(lo, hi).flat(), "unnest");
+        await this.applyRange(session, byEvent.slice(lo, hi).flat(), "unnest");
         await client.query("RELEASE SAVEPOINT dts_range");
         return;
       } catch (error) {
@@ -471,25 +534,54 @@ export class PostgresSink implements SinkWriter {
       }
     }
     const mid = lo + Math.floor((hi - lo) / 2);
-    await this.bisect(client, byEvent, lo, mid, rejections, false);
-    await this.bisect(client, byEvent, mid, hi, rejections, false);
+    await this.bisect(session, byEvent, lo, mid, rejections, false);
+    await this.bisect(session, byEvent, mid, hi, rejections, false);
   }
 }
 
 /** Batches of fresh rows that go through staging after a direct COPY met an existing key. */
 const STAGED_AFTER_CONFLICT = 8;
 
+/** One connection and what lives in its server session. */
+class Session {
+  client: pg.Client | undefined;
+  /** Staging tables of this session, by table and column list. */
+  readonly staging = new Map<string, string>();
+  /** Staging tables filled in the current transaction. */
+  readonly stagedInTransaction = new Set<string>();
+
+  /** The connection is gone, and what lived in its session (staging tables) with it. */
+  forget(client?: pg.Client): void {
+    if (client !== undefined && this.client !== client) return;
+    this.client = undefined;
+    this.staging.clear();
+  }
+}
+
+/** Sends bytes of COPY text as they are, as fast as the connection takes them. */
+async function copyBuffers(client: pg.Client, sql: string, data: readonly Buffer[]): Promise<void> {
+  const stream = client.query(copyStreams.from(sql));
+  await new Promise<void>((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on("finish", resolve);
+    let next = 0;
+    const send = (): void => {
+      while (next < data.length) {
+        if (!stream.write(data[next++]!)) {
+          stream.once("drain", send);
+          return;
+        }
+      }
+      stream.end();
+    };
+    send();
+  });
+}
+
+
 /** The server refused a value or a row, or a value could not be encoded: careful mode finds which. */
 function refused(error: unknown): boolean {
   return error instanceof EncodeError || errorKind(error) === "data";
-}
-
-function isUnreachable(error: unknown): boolean {
-  const errors = error instanceof AggregateError ? error.errors : [error];
-  return errors.some((e: unknown) => {
-    const code = (e as { code?: unknown } | null)?.code;
-    return code === "ECONNREFUSED" || code === "ENOTFOUND";
-  });
 }
 
 function onConflict(table: TargetTable, columns: readonly string[]): string {
@@ -516,15 +608,6 @@ function* copyChunks(rows: readonly Action[], refusal: { error?: EncodeError }):
   const escaped = rows[0]!.columns!.escaped;
   let chunk = "";
   for (const row of rows) {
-    if (row.line !== null) {
-      chunk += row.line;
-      chunk += "\n";
-      if (chunk.length > 262_144) {
-        yield chunk;
-        chunk = "";
-      }
-      continue;
-    }
     let texts: readonly (string | null)[];
     try {
       texts = textsOf(row);
@@ -639,18 +722,18 @@ function merge(earlier: Action, later: Action): Action {
   before.names.forEach((c, i) => texts.set(c, earlierTexts[i]!));
   after.names.forEach((c, i) => texts.set(c, laterTexts[i]!));
   const names = [...texts.keys()];
-  return { ...later, row: null, columns: columnSetOf(later.table, names), texts: names.map((c) => texts.get(c)!), line: null };
+  return { ...later, row: null, columns: columnSetOf(later.table, names), texts: names.map((c) => texts.get(c)!) };
 }
 
 /**
- * Whether a source's COPY lines can go into a column set unchanged: the same columns in the
+ * Whether a source's COPY text can go into a column set unchanged: the same columns in the
  * same order, each of the same type (so the server reads each text as the source's type
  * printed it). Money is left out: its text depends on each server's locale.
  */
-class RawCheck {
+class BulkCheck {
   private readonly checked = new WeakMap<ColumnSet, { columns: readonly string[]; types: readonly string[]; fits: boolean }>();
 
-  fits(set: ColumnSet, raw: RawRows): boolean {
+  fits(set: ColumnSet, raw: BulkRows): boolean {
     if (raw.format !== "pg-copy-text") return false;
     const last = this.checked.get(set);
     if (last !== undefined && last.columns === raw.columns && last.types === raw.types) return last.fits;
@@ -737,26 +820,17 @@ function columnSetOf(table: TargetTable, names: readonly string[]): ColumnSet {
  * insert or read is only checked for its columns here (see `Action.texts`); an update is
  * encoded at once, as its key decides whether it moved a row.
  */
-function actionsOf(sinkEvent: SinkEvent, index: number, table: TargetTable, columnSets: ColumnSets, rawCheck: RawCheck): Action[] {
+function actionsOf(sinkEvent: SinkEvent, index: number, table: TargetTable, columnSets: ColumnSets): Action[] {
   const event = sinkEvent.event;
   if (event.op === "delete") return [deleteAction(index, table, keyOf(table, event.key, event.before))];
   const after = event.after;
   if (after === null) throw new EncodeError(`${event.op} event without an after image`);
-  const raw = sinkEvent.raw;
-  if (raw !== undefined && event.op === "read") {
-    // The line holds exactly `after`, its columns in `raw.rows.columns` order (SinkEvent.raw):
-    // a row that goes through as its line is never read, so a lazily decoded row (the
-    // PostgreSQL snapshot's) is never decoded.
-    const columns = columnSets.ofNames(table, raw.rows.columns);
-    const line = rawCheck.fits(columns, raw.rows) ? raw.rows.lines[raw.index] : undefined;
-    if (line !== undefined) return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, line, keyTexts: NO_TEXTS, key: undefined }];
-  }
   const columns = columnSets.of(table, after);
   if (event.op !== "update") {
-    return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, line: null, keyTexts: NO_TEXTS, key: undefined }];
+    return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, keyTexts: NO_TEXTS, key: undefined }];
   }
   const texts = encodeRow(columns, after);
-  const upsert: Action = { index, table, kind: "upsert", fresh: false, row: after, columns, texts, line: null, keyTexts: NO_TEXTS, key: undefined };
+  const upsert: Action = { index, table, kind: "upsert", fresh: false, row: after, columns, texts, keyTexts: NO_TEXTS, key: undefined };
   if (event.before !== null && table.primaryKey.every((name) => Object.hasOwn(event.before!, name))) {
     const oldKey = keyOf(table, null, event.before);
     if (keyString(oldKey) !== keyOfAction(upsert)) return [deleteAction(index, table, oldKey), upsert];
@@ -786,7 +860,7 @@ function textsOf(action: Action): readonly (string | null)[] {
 const NO_TEXTS: readonly (string | null)[] = [];
 
 function deleteAction(index: number, table: TargetTable, keyTexts: (string | null)[]): Action {
-  return { index, table, kind: "delete", fresh: false, row: null, columns: null, texts: null, line: null, keyTexts, key: keyString(keyTexts) };
+  return { index, table, kind: "delete", fresh: false, row: null, columns: null, texts: null, keyTexts, key: keyString(keyTexts) };
 }
 
 /** The encoded key of any action. */

@@ -32,9 +32,9 @@
  */
 import type pg from "pg";
 import copyStreams from "pg-copy-streams";
-import type { RawRows, SourceBatch, SourceCheckpoint, Logger } from "../../runtime/contracts.js";
+import type { BulkRows, SourceBatch, SourceCheckpoint, Logger } from "../../runtime/contracts.js";
 import { ConnectorError } from "../../runtime/contracts.js";
-import type { ChangeEvent, SourceInfo } from "../../model/event.js";
+import { qualifiedTableName, type ChangeEvent, type SourceInfo } from "../../model/event.js";
 import type { Position } from "../../model/position.js";
 import type { Timestamp } from "../../model/timestamp.js";
 import { setField, type Row, type Value } from "../../model/value.js";
@@ -113,12 +113,14 @@ interface TablePlan {
   readonly ordered: boolean;
   /** Every row, in no order (the cursor of a table without a key order). */
   readonly everyRow: string;
-  /** The keyset chunk as a `COPY (…) TO STDOUT` with the key and limit inlined (COPY takes no parameters). */
-  readonly copyChunk: (key: readonly string[] | null, limit: number) => string;
+  /** Every row after `key` (all when null) in key order, as a `COPY (…) TO STDOUT` with the key inlined (COPY takes no parameters). */
+  readonly copyAfter: (key: readonly string[] | null) => string;
   readonly source: SourceInfo;
   /** `PostgreSQL at host:port`, for messages. */
   readonly where: string;
-  /** The selected columns and their types, for the batches' raw COPY lines. */
+  /** The table as events name it (`schema.table`): the bulk rows' target. */
+  readonly target: string;
+  /** The selected columns and their types, for the batches' bulk COPY text. */
   readonly rawColumns: readonly string[];
   readonly rawTypes: readonly string[];
   /** Per column: its text may hold a character COPY escapes (not numbers, booleans, times). */
@@ -165,7 +167,7 @@ export async function* snapshotBatches(options: SnapshotOptions): AsyncGenerator
     });
     const chunks = plan.ordered ? keysetChunks(plan, resumeKey, options) : cursorChunks(plan, options);
     for await (const chunk of chunks) {
-      rows += chunk.events.length;
+      rows += chunk.bulk.count;
       if (chunk.last) tablesDone.push(name);
       const seconds = (performance.now() - started) / 1000;
       log.debug("snapshot: chunk", {
@@ -174,10 +176,13 @@ export async function* snapshotBatches(options: SnapshotOptions): AsyncGenerator
         ...(total > 0 ? { estimatedRows: Math.round(total), percent: Math.min(100, Math.round((rows / total) * 100)) } : {}),
         rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null,
       });
+      const at = chunk.last ? checkpoint(null, null) : chunk.lastKey !== null ? checkpoint(name, chunk.lastKey) : undefined;
       yield {
-        events: chunk.events,
-        raw: chunk.raw,
-        ...(chunk.last ? { checkpoint: checkpoint(null, null) } : chunk.lastKey !== null ? { checkpoint: checkpoint(name, chunk.lastKey) } : {}),
+        bulk: chunk.bulk,
+        get events() {
+          return chunk.events;
+        },
+        ...(at !== undefined ? { checkpoint: at } : {}),
       };
       if (signal.aborted) return;
     }
@@ -204,10 +209,10 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
     keyIndexes,
     ordered,
     everyRow: select,
-    copyChunk: (key, limit) =>
+    copyAfter: (key) =>
       key === null
-        ? `COPY (${select} ORDER BY ${order} LIMIT ${Math.floor(limit)}) TO STDOUT`
-        : `COPY (${select} WHERE (${order}) > (${keyColumns.map((column, i) => `${literal(key[i]!)}::${column.type}`).join(", ")}) ORDER BY ${order} LIMIT ${Math.floor(limit)}) TO STDOUT`,
+        ? `COPY (${select} ORDER BY ${order}) TO STDOUT`
+        : `COPY (${select} WHERE (${order}) > (${keyColumns.map((column, i) => `${literal(key[i]!)}::${column.type}`).join(", ")}) ORDER BY ${order}) TO STDOUT`,
     source: {
       connector: "postgres",
       db: options.database,
@@ -217,6 +222,7 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
       ts: options.startedAt,
     },
     where,
+    target: qualifiedTableName({ db: options.database, schema: table.schema, table: table.name }),
     rawColumns: names,
     rawTypes: selected.map((column) => column.type),
     rawEscaped,
@@ -229,8 +235,10 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
  * the decoded values again. Built from the rows' text (after decoding, reusing the arrays) as
  * flat strings, so that the many field strings of a chunk do not outlive it.
  */
-function rawRows(plan: TablePlan, rows: TextRow[]): RawRows {
-  return { format: "pg-copy-text", columns: plan.rawColumns, types: plan.rawTypes, lines: copyLines(plan.rawEscaped, rows) };
+function bulkRows(plan: TablePlan, rows: TextRow[]): BulkRows {
+  const lines = copyLines(plan.rawEscaped, rows);
+  const data = lines.length === 0 ? [] : [Buffer.from(`${lines.join("\n")}\n`, "utf8")];
+  return { format: "pg-copy-text", table: plan.target, columns: plan.rawColumns, types: plan.rawTypes, data, count: lines.length };
 }
 
 const copySpecial = /[\\\n\r\t]/;
@@ -254,9 +262,10 @@ function copyLines(escaped: readonly boolean[], rows: TextRow[]): string[] {
 }
 
 interface Chunk {
-  readonly events: ChangeEvent[];
+  /** The rows as events; for a keyset chunk, made only when first read. */
+  readonly events: readonly ChangeEvent[];
   /** The rows' COPY text. */
-  readonly raw: RawRows;
+  readonly bulk: BulkRows;
   /** The key text of the chunk's last row, when the table can resume from it. */
   readonly lastKey: readonly string[] | null;
   /** The table is done after this chunk. */
@@ -306,67 +315,103 @@ class ChunkSizer {
 }
 
 /**
- * Chunks read with `COPY (SELECT … ORDER BY key LIMIT n) TO STDOUT`: the rows arrive as COPY
- * text, one string per chunk, which is cheaper to take apart than the row protocol's messages,
- * and whose lines are already what a PostgreSQL sink sends (`SourceBatch.raw`).
+ * A table with a key order, read as one `COPY (SELECT … ORDER BY key) TO STDOUT` (after the
+ * resume key, if any) and cut into chunks as the text streams in: the server streams the table
+ * as it would to `psql`, with no query per chunk, and a chunk not yet asked for is simply not
+ * read, which pauses the socket and so the server. The text is kept as the bytes that arrived
+ * (`SourceBatch.bulk`), for a sink that loads them as they are; only each chunk's last line is
+ * read here, for the key a resumed copy starts after. Events are made from the text only if
+ * something asks for them.
  */
 async function* keysetChunks(plan: TablePlan, resumeKey: readonly string[] | null, options: SnapshotOptions): AsyncGenerator<Chunk> {
   const sizer = new ChunkSizer(options.chunkSize);
-  const fetch = (key: readonly string[] | null, limit: number): Promise<{ lines: string[]; chars: number }> =>
-    copyOut(options.client, plan.copyChunk(key, limit)).catch((error: unknown) => {
-      throw queryError(error, options.address, `reading ${plan.table.qualifiedName}`);
-    });
-  let limit = sizer.limit;
-  let pending = fetch(resumeKey, limit);
+  const stream = options.client.query(copyStreams.to(plan.copyAfter(resumeKey)));
+  let ended = false;
+  let data: Buffer[] = [];
+  let count = 0;
+  let bytes = 0;
+  let lastKey = resumeKey;
+  const chunk = (last: boolean): Chunk => {
+    const rows = data;
+    if (count > 0) lastKey = keyOfLine(plan, lastLineOf(rows));
+    let events: ChangeEvent[] | undefined;
+    const made: Chunk = {
+      get events() {
+        return (events ??= linesToEvents(plan, linesOf(rows)));
+      },
+      bulk: { format: "pg-copy-text", table: plan.target, columns: plan.rawColumns, types: plan.rawTypes, data: rows, count },
+      lastKey,
+      last,
+    };
+    sizer.nextOf(count, bytes);
+    data = [];
+    count = 0;
+    bytes = 0;
+    return made;
+  };
   try {
-    for (;;) {
-      const { lines, chars } = await pending;
-      const full = lines.length === limit;
-      const lastKey = lines.length > 0 ? keyOfLine(plan, lines[lines.length - 1]!) : resumeKey;
-      // Ask for the next chunk before handing this one over, so the server works meanwhile.
-      if (full) {
-        limit = sizer.nextOf(lines.length, chars);
-        pending = fetch(lastKey, limit);
+    for await (const piece of stream as AsyncIterable<Buffer>) {
+      let at = 0;
+      while (at < piece.length) {
+        // Up to the newline that ends the chunk's last row, or the whole piece.
+        const wanted = sizer.limit - count;
+        let found = 0;
+        let cut = -1;
+        for (let newline = piece.indexOf(0x0a, at); newline !== -1; newline = piece.indexOf(0x0a, newline + 1)) {
+          if (++found === wanted) {
+            cut = newline + 1;
+            break;
+          }
+        }
+        const end = cut === -1 ? piece.length : cut;
+        data.push(at === 0 && end === piece.length ? piece : piece.subarray(at, end));
+        count += found;
+        bytes += end - at;
+        at = end;
+        if (cut !== -1) yield chunk(false);
       }
-      const events = await linesToEvents(plan, lines);
-      yield { events, raw: { format: "pg-copy-text", columns: plan.rawColumns, types: plan.rawTypes, lines }, lastKey, last: !full };
-      if (!full) return;
     }
+    ended = true;
+    const last = data[data.length - 1];
+    if (last !== undefined && last[last.length - 1] !== 0x0a) throw new Error("COPY output ended inside a line");
+    yield chunk(true);
+  } catch (error) {
+    throw queryError(error, options.address, `reading ${plan.table.qualifiedName}`);
   } finally {
-    // An abandoned read-ahead must not surface as an unhandled rejection.
-    pending.catch(() => {});
+    if (!ended) abandon(options.client, stream);
   }
 }
 
 /**
- * A `COPY … TO STDOUT`'s lines (without their newlines) and their length in characters. Each
- * piece that arrives is cut at its last newline and turned into text at once (a newline byte
- * never occurs inside a UTF-8 sequence), so no string grows with the chunk.
+ * A COPY left unread (the pipeline stopped mid-table): the connection is in the middle of it
+ * and its socket paused, so it is of no further use; it is destroyed rather than ended, which
+ * would wait for the rest of the table.
  */
-function copyOut(client: pg.Client, sql: string): Promise<{ lines: string[]; chars: number }> {
-  return new Promise((resolve, reject) => {
-    const stream = client.query(copyStreams.to(sql));
-    const lines: string[] = [];
-    let chars = 0;
-    let rest: Buffer | null = null;
-    stream.on("data", (piece: Buffer) => {
-      const end = piece.lastIndexOf(0x0a);
-      if (end === -1) {
-        rest = rest === null ? piece : Buffer.concat([rest, piece]);
-        return;
-      }
-      const whole: Buffer = rest === null ? piece.subarray(0, end) : Buffer.concat([rest, piece.subarray(0, end)]);
-      rest = end + 1 < piece.length ? piece.subarray(end + 1) : null;
-      const text = whole.toString("utf8");
-      chars += text.length + 1;
-      for (const line of text.split("\n")) lines.push(line);
-    });
-    stream.on("error", reject);
-    stream.on("end", () => {
-      if (rest !== null) reject(new Error("COPY output ended inside a line"));
-      else resolve({ lines, chars });
-    });
-  });
+function abandon(client: pg.Client, stream: { destroy(): void }): void {
+  stream.destroy();
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+/** The last line of COPY text that ends in a newline, which may begin in an earlier piece. */
+function lastLineOf(data: readonly Buffer[]): string {
+  const parts: Buffer[] = [];
+  for (let p = data.length - 1; p >= 0; p--) {
+    const piece = data[p]!;
+    const end = p === data.length - 1 ? piece.length - 1 : piece.length;
+    const start = piece.lastIndexOf(0x0a, end - 1);
+    parts.unshift(piece.subarray(start + 1, end));
+    if (start !== -1) break;
+  }
+  return Buffer.concat(parts).toString("utf8");
+}
+
+/** COPY text's lines, without their newlines. */
+function linesOf(data: readonly Buffer[]): string[] {
+  if (data.length === 0) return [];
+  const text = (data.length === 1 ? data[0]! : Buffer.concat(data)).toString("utf8");
+  const lines = text.split("\n");
+  lines.pop();
+  return lines;
 }
 
 /** A string literal that reads the same whatever standard_conforming_strings is. */
@@ -407,7 +452,7 @@ async function* cursorChunks(plan: TablePlan, options: SnapshotOptions): AsyncGe
     if (last) await run(`CLOSE ${cursor}`);
     else sizer.next(rows);
     const events = await toEvents(plan, rows);
-    yield { events, raw: rawRows(plan, rows), lastKey: null, last };
+    yield { events, bulk: bulkRows(plan, rows), lastKey: null, last };
     if (last) return;
   }
 }
@@ -423,15 +468,14 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 
 /**
  * A chunk's COPY lines → events whose `after` is decoded when read (lazy-row.ts): only the key
- * columns are decoded here. A sink that passes the lines through never reads the rest.
+ * columns are decoded here, so a step that reads one column decodes one column.
  */
-async function linesToEvents(plan: TablePlan, lines: readonly string[]): Promise<ChangeEvent[]> {
+function linesToEvents(plan: TablePlan, lines: readonly string[]): ChangeEvent[] {
   const events: ChangeEvent[] = new Array(lines.length);
   const { keyIndexes, source, lazy } = plan;
   const keyNames = plan.table.keyColumns;
   const keyValues: Value[] = new Array<Value>(keyIndexes.length).fill(null);
   for (let r = 0; r < lines.length; r++) {
-    if (r > 0 && r % DECODE_SLICE === 0) await nextTurn();
     const after = lazy.row(lines[r]!, keyIndexes, keyValues);
     const key: Row = {};
     for (let k = 0; k < keyIndexes.length; k++) setField(key, keyNames[k]!, keyValues[k]!);

@@ -117,7 +117,10 @@ is at-least-once and the result effectively-once. With the pipeline setting
 transaction as the data.
 
 Rows are sent with COPY into a temporary staging table and upserted from it (a snapshot's rows
-go straight into the table with COPY), at most \`batch_size\` rows per statement. A value a
+go straight into the table with COPY), at most \`batch_size\` rows per statement. A PostgreSQL
+source's snapshot chunks reach this sink as the COPY text the source printed; when the target
+table has the source's columns and types, that text is loaded as it is, never decoded in
+between, and \`snapshot_writers\` chunks are loaded at once on as many connections. A value a
 column cannot hold ('abc' into an integer, too long for a varchar(3)) rejects that event with
 the table, key, column and the server's reason, and the rest of the batch is applied.
 
@@ -145,5 +148,9 @@ table is an error.`,
       minimum: 1,
       example: "5000",
     }),
+    snapshot_writers: field.integer(
+      "Snapshot chunks loaded at once, each in its own transaction on its own connection, so that the target server works on several cores. Only a snapshot's rows go in parallel (their keys are distinct); changes are applied one transaction at a time, in order, after every chunk before them. With checkpoint \"postgres\" chunks go one at a time.",
+      { default: 2, minimum: 1, example: "4" },
+    ),
   },
 });
