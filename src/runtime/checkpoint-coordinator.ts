@@ -11,7 +11,11 @@
  *
  * An eligible checkpoint is then made durable in one of two ways:
  *   - through the checkpoint store (the default file, or a database's table): saves are
- *     serialized and coalesced, so a slow store costs latency, never memory;
+ *     serialized and coalesced, so a slow store costs latency, never memory; and spaced at
+ *     least `saveIntervalMs` apart while the pipeline runs (each save of the file costs two
+ *     fsyncs, which a busy stream would otherwise pay for every batch, competing with the
+ *     databases for the disk). A crash then replays at most that much more; the final save,
+ *     once the runner drains (`idle`), is made at once;
  *   - inside the sink's own write (`storedBySink`): the runner put the checkpoint into the
  *     `SinkBatch` of the only sink the source feeds, which stores it in the same transaction
  *     as the events, so the checkpoint is durable as soon as that write resolved.
@@ -58,12 +62,22 @@ export interface CoordinatorOptions {
   readonly onRetired?: (source: string) => void;
   readonly retry: RetryPolicy;
   readonly log: Logger;
+  /** The least time between two saves through the store while running; 0 when absent. */
+  readonly saveIntervalMs?: number;
 }
 
 export class CheckpointCoordinator {
   private readonly states = new Map<string, SourceState>();
   private saving = false;
   private failed = false;
+  /** The runner is draining: the next save goes at once. */
+  private draining = false;
+  /** Callers of `flush` waiting: saves go at once meanwhile. */
+  private flushing = 0;
+  /** When the last save through the store began (performance.now()). */
+  private lastSave = -Infinity;
+  /** Ends the wait before a save early. */
+  private wakeSave: (() => void) | undefined;
   private waiters: { condition: () => boolean; resolve: () => void }[] = [];
 
   constructor(private readonly options: CoordinatorOptions) {
@@ -115,7 +129,23 @@ export class CheckpointCoordinator {
    * acknowledged (or the coordinator failed, which the runner hears of through `onFatal`).
    */
   idle(): Promise<void> {
+    this.draining = true;
+    this.wakeSave?.();
     return this.when(() => this.isIdle());
+  }
+
+  /**
+   * Saves every checkpoint eligible now without waiting for the save interval, e.g. before a
+   * failed source is reopened from its durable checkpoint; resolves when they are saved.
+   */
+  async flush(): Promise<void> {
+    this.flushing++;
+    this.wakeSave?.();
+    try {
+      await this.when(() => this.failed || (!this.saving && [...this.states.values()].every((state) => state.unsaved === undefined)));
+    } finally {
+      this.flushing--;
+    }
   }
 
   /**
@@ -192,6 +222,8 @@ export class CheckpointCoordinator {
     this.saving = true;
     try {
       for (;;) {
+        // Only a real wait yields: a save due now collects what is eligible now.
+        if (this.saveDelay() > 0) await this.spaceSaves();
         const batch: Record<string, SourceCheckpoint> = {};
         const saved: [SourceState, SourceCheckpoint][] = [];
         for (const [name, state] of this.states) {
@@ -201,6 +233,7 @@ export class CheckpointCoordinator {
           state.unsaved = undefined;
         }
         if (saved.length === 0) break;
+        this.lastSave = performance.now();
         await withRetry("saving the checkpoint", () => this.options.store.save(batch), {
           policy: this.options.retry,
           log: this.options.log,
@@ -217,6 +250,25 @@ export class CheckpointCoordinator {
       this.saving = false;
       this.notify();
     }
+  }
+
+  /** Waits until `saveIntervalMs` after the last save began, unless draining or failed. */
+  private saveDelay(): number {
+    if (this.draining || this.flushing > 0 || this.failed) return 0;
+    return this.lastSave + (this.options.saveIntervalMs ?? 0) - performance.now();
+  }
+
+  private async spaceSaves(): Promise<void> {
+    const wait = this.saveDelay();
+    if (wait <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, wait);
+      this.wakeSave = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeSave = undefined;
   }
 
   private acknowledgeLater(state: SourceState, checkpoint: SourceCheckpoint): void {
@@ -249,6 +301,7 @@ export class CheckpointCoordinator {
   private fail(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
+    this.wakeSave?.();
     this.options.onFatal(error);
     this.notify();
   }

@@ -10,7 +10,7 @@
  * after that checkpoint are read again — at-least-once, as everywhere. The attempt count resets
  * once a batch arrives, so a source that fails now and then is not stopped for good by it.
  */
-import type { SourceBatch, SourceCheckpoint, SourceReader } from "./contracts.js";
+import { batchSize, type SourceBatch, type SourceCheckpoint, type SourceReader } from "./contracts.js";
 import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { RunLogger } from "./log.js";
 import type { SourceCounters } from "./metrics.js";
@@ -83,7 +83,7 @@ export class SourcePump {
           failures = 0;
           const batch = next.value;
           counters.batches++;
-          counters.events += batch.events.length;
+          counters.events += batchSize(batch);
           counters.caughtUp = batch.caughtUp === true;
           if (!this.options.dispatch(batch)) return;
           this.options.onProgress();
@@ -99,6 +99,7 @@ export class SourcePump {
         log.warn("source failed; reconnecting from the last durable checkpoint", { source: name, attempt: failures, error: messageOf(error) });
         // Let what was read become durable first, so that the new reader starts as late as possible.
         await this.waitForDrain();
+        await this.options.coordinator.flush();
         await reader.close().catch((closeError: unknown) => log.debug("closing the failed source", { source: name, error: messageOf(closeError) }));
         this.reader = undefined;
         counters.restarts++;

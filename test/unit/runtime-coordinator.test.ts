@@ -23,7 +23,10 @@ import {
 
 const cp = (seq: number): SourceCheckpoint => ({ position: seqPosition(seq) });
 
-function coordinator(store: MemoryStore, options: { storedBySink?: boolean; acknowledge?: (c: SourceCheckpoint) => Promise<void> } = {}) {
+function coordinator(
+  store: MemoryStore,
+  options: { storedBySink?: boolean; acknowledge?: (c: SourceCheckpoint) => Promise<void>; saveIntervalMs?: number } = {},
+) {
   const acknowledged: SourceCheckpoint[] = [];
   const fatal: unknown[] = [];
   const instance = new CheckpointCoordinator({
@@ -37,6 +40,7 @@ function coordinator(store: MemoryStore, options: { storedBySink?: boolean; ackn
     onFatal: (error) => fatal.push(error),
     retry: fastRetry,
     log: silentLogger,
+    ...(options.saveIntervalMs !== undefined ? { saveIntervalMs: options.saveIntervalMs } : {}),
   });
   return { instance, acknowledged, fatal };
 }
@@ -53,6 +57,33 @@ describe("checkpoint coordinator", () => {
     await instance.idle();
     expect(store.saves).toEqual([{ s: cp(10) }]);
     expect(acknowledged).toEqual([cp(10)]);
+  });
+
+  it("spaces saves by the save interval while running, and saves at once when flushed or drained", async () => {
+    const store = new MemoryStore();
+    const { instance, acknowledged } = coordinator(store, { saveIntervalMs: 60_000 });
+    instance.sinkDone(instance.open("s", cp(10), 1));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The first save goes at once; the next ones wait for the interval, and coalesce meanwhile.
+    expect(store.saves).toEqual([{ s: cp(10) }]);
+    instance.sinkDone(instance.open("s", cp(20), 1));
+    instance.sinkDone(instance.open("s", cp(30), 1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(store.saves).toEqual([{ s: cp(10) }]);
+    expect(acknowledged).toEqual([cp(10)]);
+    // A source about to be reopened asks for what is eligible now.
+    await instance.flush();
+    expect(store.saves).toEqual([{ s: cp(10) }, { s: cp(30) }]);
+    expect(instance.durableCheckpoints()).toEqual({ s: cp(30) });
+    // Draining (the runner stopping) saves the last one at once too.
+    instance.sinkDone(instance.open("s", cp(40), 1));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(store.saves).toHaveLength(2);
+    const started = performance.now();
+    await instance.idle();
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(store.saves).toEqual([{ s: cp(10) }, { s: cp(30) }, { s: cp(40) }]);
+    expect(acknowledged.at(-1)).toEqual(cp(40));
   });
 
   it("moves in order: a later batch durable first waits for the earlier one", async () => {
