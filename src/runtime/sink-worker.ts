@@ -173,14 +173,20 @@ export class SinkWorker {
     return item.bulk !== undefined && this.bulkFormats.has(item.bulk.format) ? item.bulk : undefined;
   }
 
-  /** The items of the next write: the oldest, and as many more of its kind as fit. */
+  /**
+   * The items of the next write: the oldest, and as many more of its kind as fit. Bulk rows a
+   * sink loads are only combined with more of the same table and columns, and events with
+   * events, so that a mixed queue does not lose the bulk path to a combined batch of events.
+   */
   private take(parallel: boolean): SinkWorkItem[] {
     const limit = this.options.maxEventsPerWrite ?? DEFAULT_MAX_EVENTS_PER_WRITE;
+    const head = this.accepted(this.queue[0]!);
     let count = countOf(this.queue[0]!);
     let n = 1;
     while (n < this.queue.length) {
       const next = this.queue[n]!;
       if (parallel && !this.parallelizable(next)) break;
+      if (!sameBulk(head, this.accepted(next))) break;
       if (count + countOf(next) > limit) break;
       count += countOf(next);
       n++;
@@ -233,6 +239,12 @@ export class SinkWorker {
 
 function countOf(item: SinkWorkItem): number {
   return item.bulk !== undefined ? item.bulk.count : item.events.length;
+}
+
+/** Both absent, or bulk rows that can be loaded as one. */
+function sameBulk(a: BulkRows | undefined, b: BulkRows | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.format === b.format && a.table === b.table && a.columns === b.columns && a.types === b.types;
 }
 
 /** The items' bulk rows as one, when they can be: same format, table, columns and types. */
