@@ -44,13 +44,15 @@ export interface SourceBatch {
 }
 
 /**
- * Rows of one table in a database's bulk format, `count` of them, in the batch's event order:
- * for `pg-copy-text`, PostgreSQL's COPY text (fields escaped, `\N` for NULL, tab-separated),
- * each line ending in a newline. The bytes are split across `data` anywhere, even inside a
- * line; together they are whole lines. A sink loads them as they are or not at all.
+ * Rows of one table in a database's bulk format, `count` of them, in the batch's event order.
+ * `pg-copy-data`: PostgreSQL's COPY text (fields escaped, `\N` for NULL, tab-separated, each
+ * row ending in a newline), each row framed as the protocol's CopyData message (`d`, a 4-byte
+ * big-endian length counting itself, the row) — as it comes from one server's COPY TO and goes
+ * into another's COPY FROM. The bytes are split across `data` anywhere, even inside a message;
+ * together they are whole messages. A sink loads them as they are or not at all.
  */
 export interface BulkRows {
-  readonly format: "pg-copy-text";
+  readonly format: "pg-copy-data";
   /** The table the rows belong to, as events name it (`schema.table`): their target. */
   readonly table: string;
   /** The columns of every line, in order (one array for all batches of a table). */

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Decimal } from "../../src/model/decimal.js";
 import { Timestamp } from "../../src/model/timestamp.js";
+import { framesOf } from "../../src/connectors/postgres/copy-wire.js";
 import { PostgresSink, type UpsertMethod } from "../../src/connectors/postgres/sink.js";
 import { ConnectorError, type BulkRows, type SinkBatch, type SinkEvent, type TableSchema } from "../../src/runtime/contracts.js";
 import { createDatabase, event, silentLog, sinkEvents, type TestDatabase } from "./postgres-sink-helpers.js";
@@ -510,14 +511,14 @@ describe("postgres sink: bulk COPY text", () => {
 
   const items = (from: number, to: number, name: string): Item[] => Array.from({ length: to - from + 1 }, (_, i) => ({ id: from + i, name, qty: i % 7, price: i % 3 === 0 ? null : `${i}.25` }));
 
-  /** The rows as the PostgreSQL source would print them, cut into pieces anywhere (even inside a line). */
+  /** The rows as the PostgreSQL source's server sends them, cut into pieces anywhere (even inside a message). */
   function bulkOf(rows: readonly Item[], table = "public.items", pieces = 3): BulkRows {
     const text = rows.map((r) => [r.id, r.name ?? "\\N", r.qty, r.price ?? "\\N"].join("\t") + "\n").join("");
-    const bytes = Buffer.from(text, "utf8");
+    const bytes = Buffer.concat(framesOf(text).data);
     const data: Buffer[] = [];
     const step = Math.max(1, Math.ceil(bytes.length / pieces));
     for (let at = 0; at < bytes.length; at += step) data.push(bytes.subarray(at, at + step));
-    return { format: "pg-copy-text", table, columns: columnsArray, types: typesArray, data, count: rows.length };
+    return { format: "pg-copy-data", table, columns: columnsArray, types: typesArray, data, count: rows.length };
   }
   const columnsArray = [...columns];
   const typesArray = [...types];

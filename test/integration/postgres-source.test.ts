@@ -13,6 +13,7 @@ import type { Row } from "../../src/model/value.js";
 import { ConnectorError, type SourceCheckpoint } from "../../src/runtime/contracts.js";
 import { PostgresSource, type SourceTuning } from "../../src/connectors/postgres/source.js";
 import { describeTables } from "../../src/connectors/postgres/tables.js";
+import { rowsText } from "../../src/connectors/postgres/copy-wire.js";
 import {
   BatchPuller,
   confirmedFlush,
@@ -258,14 +259,14 @@ describe("postgres source", () => {
     await puller.next();
     for (const batch of puller.batches) {
       const bulk = batch.bulk!;
-      const text = Buffer.concat(bulk.data).toString("utf8");
+      const text = rowsText({ data: [...bulk.data], count: bulk.count, bytes: bulk.data.reduce((n, b) => n + b.length, 0) });
       // Each chunk holds whole lines, as many as its events, the same rows.
       expect(text.endsWith("\n")).toBe(true);
       const lines = text.slice(0, -1).split("\n");
       expect(lines).toHaveLength(bulk.count);
       expect(bulk.count).toBe(batch.events.length);
       expect(lines.map((line) => line.split("\t")[0])).toEqual(batch.events.map((event) => String(event.key.id)));
-      expect(bulk).toMatchObject({ format: "pg-copy-text", table: "public.t", columns: ["id", "v"], types: ["integer", "text"] });
+      expect(bulk).toMatchObject({ format: "pg-copy-data", table: "public.t", columns: ["id", "v"], types: ["integer", "text"] });
     }
     expect(puller.events.map((event) => event.key.id)).toEqual([...Array(puller.events.length).keys()].map((i) => i + 1));
     const started = performance.now();

@@ -27,14 +27,15 @@ export function snapshotRows(ids: readonly number[]): ChangeEvent[] {
 
 /**
  * The events' rows in COPY text, cut into two buffers in the middle of a line: the bytes may
- * be split anywhere, and a sink must only ever see them in order.
+ * be split anywhere, and a sink must only ever see them in order. (Unframed: the runtime never
+ * looks inside bulk rows, so these tests read them as plain lines.)
  */
 export function copyText(events: readonly ChangeEvent[], shape: BulkShape = {}): BulkRows {
   const text = events.map((event) => `${String(event.after!["id"])}\t${String(event.after!["amount"])}\t${String(event.after!["status"])}\n`).join("");
   const bytes = Buffer.from(text, "utf8");
   const cut = Math.floor(bytes.length / 2) + 1;
   return {
-    format: shape.format ?? "pg-copy-text",
+    format: shape.format ?? "pg-copy-data",
     table: shape.table ?? defaultTarget(events[0]!),
     columns: shape.columns ?? ORDER_COLUMNS,
     types: shape.types ?? ORDER_TYPES,

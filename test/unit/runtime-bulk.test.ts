@@ -16,7 +16,7 @@ import { compileFlow } from "../../src/runtime/steps.js";
 import { bulkIds, bulkSourceBatch, HandSink, idsOf, nextTurn, ORDER_COLUMNS, snapshotRows, type HandSinkOptions } from "./runtime-bulk-fixtures.js";
 import { fastRetry, MemoryStore, planOf } from "./runtime-fixtures.js";
 
-const LOADS_BULK: HandSinkOptions = { bulkFormats: ["pg-copy-text"], parallelBulkWrites: 2, answer: () => [] };
+const LOADS_BULK: HandSinkOptions = { bulkFormats: ["pg-copy-data"], parallelBulkWrites: 2, answer: () => [] };
 const EVENTS_ONLY: HandSinkOptions = { answer: () => [] };
 
 /** The graph of a pipeline, with a hand sink per sink of the plan. */
@@ -139,7 +139,7 @@ describe("bulk rows through the graph", () => {
        sink bulk = discard {}
        sink plain = discard {}
        flow s -> bulk, plain`,
-      { bulk: { bulkFormats: ["pg-copy-text"], parallelBulkWrites: 2 }, plain: {} },
+      { bulk: { bulkFormats: ["pg-copy-data"], parallelBulkWrites: 2 }, plain: {} },
     );
     const { batch } = bulkSourceBatch([1, 2]);
     graph.dispatch("s", batch);
@@ -170,7 +170,7 @@ describe("bulk rows through the graph", () => {
   });
 
   it("consecutive bulk batches of a table reach a slow sink as one bulk write", async () => {
-    const { graph, sinks, settle, written } = graphOf(`${ONE_SINK} flow s -> out`, { out: { bulkFormats: ["pg-copy-text"] } });
+    const { graph, sinks, settle, written } = graphOf(`${ONE_SINK} flow s -> out`, { out: { bulkFormats: ["pg-copy-data"] } });
     const sink = sinks.get("out")!;
     const first = bulkSourceBatch([1, 2]);
     const second = bulkSourceBatch([3, 4]);

@@ -28,7 +28,7 @@ import {
 } from "./runtime-bulk-fixtures.js";
 import { fastRetry, orderEvent } from "./runtime-fixtures.js";
 
-const PG_COPY: BulkRows["format"][] = ["pg-copy-text"];
+const PG_COPY: BulkRows["format"][] = ["pg-copy-data"];
 
 interface TestItem {
   readonly item: SinkWorkItem;
@@ -334,7 +334,7 @@ describe("sink worker: combining bulk items", () => {
       const combined = sink.writes.at(-1)!.batch;
       const bulk = combined.bulk!;
       expect(bulk.count).toBe(5);
-      expect(bulk.format).toBe("pg-copy-text");
+      expect(bulk.format).toBe("pg-copy-data");
       expect(bulk.table).toBe("shop.orders");
       expect(bulk.columns).toBe(ORDER_COLUMNS);
       expect(bulk.types).toBe(ORDER_TYPES);

@@ -29,9 +29,10 @@
  * holds in careful mode too, and everything but the refused events is applied — a handful of
  * bad rows among ten thousand cost a few dozen statements, not ten thousand.
  *
- * Snapshot chunks of a PostgreSQL source arrive as COPY text as well (`SinkBatch.bulk`). When
- * the target's columns are the source's, name for name and type for type, those bytes go into
- * the target's COPY as they came, and the rows are never decoded or encoded in between; up to
+ * Snapshot chunks of a PostgreSQL source arrive as the CopyData messages its server sent
+ * (`SinkBatch.bulk`, copy-wire.ts). When the target's columns are the source's, name for name
+ * and type for type, those bytes go into the target's COPY as they came, and the rows are
+ * never decoded or encoded in between; up to
  * `snapshot_writers` such chunks are loaded at once, each on its own connection, so that the
  * target server parses and indexes on several cores. Anything the bytes cannot do (other
  * columns, a refused value) goes the way of events, which the batch then makes.
@@ -67,6 +68,7 @@ import {
   type ColumnDefinition,
   type TargetTable,
 } from "./ddl.js";
+import { copyFramesIn } from "./copy-wire.js";
 import { COPY_SAFE_KINDS, copyField, EncodeError, textArrayLiteral, type Encoder } from "./encode.js";
 
 export type UpsertMethod = "unnest" | "copy";
@@ -157,7 +159,7 @@ export class PostgresSink implements SinkWriter {
   readonly checkpoints: PostgresCheckpointStore;
   private readonly server: string;
   private readonly method: UpsertMethod;
-  readonly bulkFormats = ["pg-copy-text"] as const;
+  readonly bulkFormats = ["pg-copy-data"] as const;
   readonly parallelBulkWrites: number;
   /** Connections, each used by one write at a time; the first is opened at start, the rest when needed. */
   private readonly sessions: Session[];
@@ -232,7 +234,7 @@ export class PostgresSink implements SinkWriter {
       const client = await this.connection(session);
       await this.begin(session);
       try {
-        await this.copyRows(session, table, bulk.columns, (sql) => copyBuffers(client, sql, bulk.data), true);
+        await this.copyRows(session, table, bulk.columns, (sql) => copyFramesIn(client, sql, bulk.data), true);
       } catch (error) {
         if (!refused(error)) throw error;
         await client.query("ROLLBACK");
@@ -558,26 +560,6 @@ class Session {
   }
 }
 
-/** Sends bytes of COPY text as they are, as fast as the connection takes them. */
-async function copyBuffers(client: pg.Client, sql: string, data: readonly Buffer[]): Promise<void> {
-  const stream = client.query(copyStreams.from(sql));
-  await new Promise<void>((resolve, reject) => {
-    stream.on("error", reject);
-    stream.on("finish", resolve);
-    let next = 0;
-    const send = (): void => {
-      while (next < data.length) {
-        if (!stream.write(data[next++]!)) {
-          stream.once("drain", send);
-          return;
-        }
-      }
-      stream.end();
-    };
-    send();
-  });
-}
-
 
 /** The server refused a value or a row, or a value could not be encoded: careful mode finds which. */
 function refused(error: unknown): boolean {
@@ -734,7 +716,7 @@ class BulkCheck {
   private readonly checked = new WeakMap<ColumnSet, { columns: readonly string[]; types: readonly string[]; fits: boolean }>();
 
   fits(set: ColumnSet, raw: BulkRows): boolean {
-    if (raw.format !== "pg-copy-text") return false;
+    if (raw.format !== "pg-copy-data") return false;
     const last = this.checked.get(set);
     if (last !== undefined && last.columns === raw.columns && last.types === raw.types) return last.fits;
     const { names, table } = set;

@@ -31,7 +31,7 @@
  * chunks carry no checkpoint but the last, and a crash in the middle of it copies it again.
  */
 import type pg from "pg";
-import copyStreams from "pg-copy-streams";
+import { CopyOut, framesOf, lastRowOf, rowsText, type CopyFrames } from "./copy-wire.js";
 import type { BulkRows, SourceBatch, SourceCheckpoint, Logger } from "../../runtime/contracts.js";
 import { ConnectorError } from "../../runtime/contracts.js";
 import { qualifiedTableName, type ChangeEvent, type SourceInfo } from "../../model/event.js";
@@ -237,8 +237,8 @@ function planTable(table: TableDescription, options: SnapshotOptions): TablePlan
  */
 function bulkRows(plan: TablePlan, rows: TextRow[]): BulkRows {
   const lines = copyLines(plan.rawEscaped, rows);
-  const data = lines.length === 0 ? [] : [Buffer.from(`${lines.join("\n")}\n`, "utf8")];
-  return { format: "pg-copy-text", table: plan.target, columns: plan.rawColumns, types: plan.rawTypes, data, count: lines.length };
+  const { data, count } = framesOf(lines.length === 0 ? "" : `${lines.join("\n")}\n`);
+  return { format: "pg-copy-data", table: plan.target, columns: plan.rawColumns, types: plan.rawTypes, data, count };
 }
 
 const copySpecial = /[\\\n\r\t]/;
@@ -316,100 +316,51 @@ class ChunkSizer {
 
 /**
  * A table with a key order, read as one `COPY (SELECT … ORDER BY key) TO STDOUT` (after the
- * resume key, if any) and cut into chunks as the text streams in: the server streams the table
- * as it would to `psql`, with no query per chunk, and a chunk not yet asked for is simply not
- * read, which pauses the socket and so the server. The text is kept as the bytes that arrived
- * (`SourceBatch.bulk`), for a sink that loads them as they are; only each chunk's last line is
- * read here, for the key a resumed copy starts after. Events are made from the text only if
+ * resume key, if any) and cut into chunks as it streams in: the server streams the table as it
+ * would to `psql`, with no query per chunk, and a chunk not yet asked for is simply not read,
+ * which pauses the socket and so the server. A chunk is the CopyData messages as they arrived
+ * (copy-wire.ts; `SourceBatch.bulk`), for a sink that loads them as they are; only its last row
+ * is read here, for the key a resumed copy starts after. Events are made from the text only if
  * something asks for them.
  */
 async function* keysetChunks(plan: TablePlan, resumeKey: readonly string[] | null, options: SnapshotOptions): AsyncGenerator<Chunk> {
   const sizer = new ChunkSizer(options.chunkSize);
-  const stream = options.client.query(copyStreams.to(plan.copyAfter(resumeKey)));
-  let ended = false;
-  let data: Buffer[] = [];
-  let count = 0;
-  let bytes = 0;
+  const copy = new CopyOut(plan.copyAfter(resumeKey));
+  options.client.query(copy as unknown as pg.Submittable);
   let lastKey = resumeKey;
-  const chunk = (last: boolean): Chunk => {
-    const rows = data;
-    if (count > 0) lastKey = keyOfLine(plan, lastLineOf(rows));
-    let events: ChangeEvent[] | undefined;
-    const made: Chunk = {
-      get events() {
-        return (events ??= linesToEvents(plan, linesOf(rows)));
-      },
-      bulk: { format: "pg-copy-text", table: plan.target, columns: plan.rawColumns, types: plan.rawTypes, data: rows, count },
-      lastKey,
-      last,
-    };
-    sizer.nextOf(count, bytes);
-    data = [];
-    count = 0;
-    bytes = 0;
-    return made;
-  };
+  let finished = false;
   try {
-    for await (const piece of stream as AsyncIterable<Buffer>) {
-      let at = 0;
-      while (at < piece.length) {
-        // Up to the newline that ends the chunk's last row, or the whole piece.
-        const wanted = sizer.limit - count;
-        let found = 0;
-        let cut = -1;
-        for (let newline = piece.indexOf(0x0a, at); newline !== -1; newline = piece.indexOf(0x0a, newline + 1)) {
-          if (++found === wanted) {
-            cut = newline + 1;
-            break;
-          }
-        }
-        const end = cut === -1 ? piece.length : cut;
-        data.push(at === 0 && end === piece.length ? piece : piece.subarray(at, end));
-        count += found;
-        bytes += end - at;
-        at = end;
-        if (cut !== -1) yield chunk(false);
+    for (;;) {
+      let frames: Awaited<ReturnType<CopyOut["next"]>>;
+      try {
+        frames = await copy.next(sizer.limit);
+      } catch (error) {
+        throw queryError(error, options.address, `reading ${plan.table.qualifiedName}`);
       }
+      if (frames.count > 0) lastKey = keyOfLine(plan, lastRowOf(frames));
+      sizer.nextOf(frames.count, frames.bytes);
+      let events: ChangeEvent[] | undefined;
+      finished = frames.last;
+      yield {
+        get events() {
+          return (events ??= linesToEvents(plan, linesOf(frames)));
+        },
+        bulk: { format: "pg-copy-data", table: plan.target, columns: plan.rawColumns, types: plan.rawTypes, data: frames.data, count: frames.count },
+        lastKey,
+        last: frames.last,
+      };
+      if (frames.last) return;
     }
-    ended = true;
-    const last = data[data.length - 1];
-    if (last !== undefined && last[last.length - 1] !== 0x0a) throw new Error("COPY output ended inside a line");
-    yield chunk(true);
-  } catch (error) {
-    throw queryError(error, options.address, `reading ${plan.table.qualifiedName}`);
   } finally {
-    if (!ended) abandon(options.client, stream);
+    // Stopped in the middle of the table: the connection is mid-COPY, of no further use.
+    if (!finished) copy.abandon();
   }
 }
 
-/**
- * A COPY left unread (the pipeline stopped mid-table): the connection is in the middle of it
- * and its socket paused, so it is of no further use; it is destroyed rather than ended, which
- * would wait for the rest of the table.
- */
-function abandon(client: pg.Client, stream: { destroy(): void }): void {
-  stream.destroy();
-  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-}
-
-/** The last line of COPY text that ends in a newline, which may begin in an earlier piece. */
-function lastLineOf(data: readonly Buffer[]): string {
-  const parts: Buffer[] = [];
-  for (let p = data.length - 1; p >= 0; p--) {
-    const piece = data[p]!;
-    const end = p === data.length - 1 ? piece.length - 1 : piece.length;
-    const start = piece.lastIndexOf(0x0a, end - 1);
-    parts.unshift(piece.subarray(start + 1, end));
-    if (start !== -1) break;
-  }
-  return Buffer.concat(parts).toString("utf8");
-}
-
-/** COPY text's lines, without their newlines. */
-function linesOf(data: readonly Buffer[]): string[] {
-  if (data.length === 0) return [];
-  const text = (data.length === 1 ? data[0]! : Buffer.concat(data)).toString("utf8");
-  const lines = text.split("\n");
+/** COPY rows' lines, without their newlines. */
+function linesOf(frames: CopyFrames): string[] {
+  if (frames.count === 0) return [];
+  const lines = rowsText(frames).split("\n");
   lines.pop();
   return lines;
 }
