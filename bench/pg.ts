@@ -44,6 +44,9 @@ export async function benchPg(args: readonly string[]): Promise<void> {
     await adminQuery(source.url, fillOrdersSql("public.orders", rows));
     await adminQuery(source.url, "VACUUM ANALYZE public.orders");
     await adminQuery(target.url, ordersTableSql("public.orders"));
+    // Each side loads a million rows in turn; autovacuum would then vacuum and analyze the
+    // target while the next side runs, at random, by as much as 40% of a run. Off for both.
+    await adminQuery(target.url, "ALTER TABLE public.orders SET (autovacuum_enabled = off)");
 
     // ---------------------------------------------------------------- full load
     const pipe = await best(2, async () => {
