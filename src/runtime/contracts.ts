@@ -137,6 +137,18 @@ export interface SinkBatch {
    */
   readonly bulk?: BulkRows;
   /**
+   * Set when the batch is part of a source transaction too large for one batch (a batch of
+   * its source without a checkpoint). `continues`: the batch's first events belong to a
+   * transaction whose earlier events came in this sink's earlier writes; `open`: its last
+   * events' transaction goes on in a later write. The write that ends it has neither (and may
+   * have no events). A sink that applies a source transaction whole keeps its own transaction
+   * open across these writes and commits at the end: a write that leaves it open is not
+   * durable when it resolves, and need not be — the position moves only at a transaction's
+   * end, so a crash before it replays the whole transaction. Writes of one open transaction
+   * come one at a time, not combined with other batches.
+   */
+  readonly transaction?: SourceTransaction;
+  /**
    * When the sink holds the pipeline's checkpoints (`checkpoint: "postgres"`), the
    * checkpoints to store in the same transaction as these events, by source name.
    * `events` may then be empty (a batch whose events were all filtered out still moves the
@@ -144,6 +156,14 @@ export interface SinkBatch {
    * then stops, and the position must not have moved past the rejected event.
    */
   readonly checkpoints?: Readonly<Record<string, SourceCheckpoint>>;
+}
+
+/** Where a sink batch stands in a source transaction larger than one batch (`SinkBatch.transaction`). */
+export interface SourceTransaction {
+  /** The source whose transaction it is. */
+  readonly source: string;
+  readonly continues: boolean;
+  readonly open: boolean;
 }
 
 /** An event the sink cannot take (a value its column cannot hold): dead-lettered with the reason. */

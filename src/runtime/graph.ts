@@ -14,7 +14,7 @@
  */
 import type { Plan } from "../plan/types.js";
 import type { CheckpointCoordinator, BatchTicket } from "./checkpoint-coordinator.js";
-import type { BulkRows, Rejection, SinkEvent, SourceBatch, SourceCheckpoint } from "./contracts.js";
+import { batchSize, type BulkRows, type Rejection, type SinkEvent, type SourceBatch, type SourceCheckpoint, type SourceTransaction } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { Metrics } from "./metrics.js";
 import type { SinkWorker } from "./sink-worker.js";
@@ -84,6 +84,8 @@ export interface GraphOptions {
 
 export class PipelineGraph {
   private readonly flowsBySource = new Map<string, CompiledFlow[]>();
+  /** Per source inside a transaction larger than a batch: the sinks that received part of it. */
+  private readonly openIn = new Map<string, Set<string>>();
 
   constructor(private readonly options: GraphOptions) {
     for (const flow of options.flows) {
@@ -139,26 +141,53 @@ export class PipelineGraph {
       parts.set(holder, [{ events: [], indexes: [] }]);
     }
 
+    const transactionOf = this.transactions(source, batch, parts);
+
     const ticket = this.options.coordinator.open(source, checkpoint, parts.size);
     for (const [sink, list] of parts) {
       const part = list.length === 1 ? list[0]! : mergeParts(list);
       const checkpoints: Record<string, SourceCheckpoint> | undefined =
         inSink && sink === holder ? { [source]: checkpoint! } : undefined;
+      const transaction = transactionOf(sink);
+      const extra = { ...(checkpoints !== undefined ? { checkpoints } : {}), ...(transaction !== undefined ? { transaction } : {}) };
       const onDurable = (rejections: readonly Rejection[]): void => this.written(sink, ticket, batch, part, rejections);
       this.worker(sink).enqueue(
         part.bulk === undefined
-          ? { events: part.events, ...(checkpoints !== undefined ? { checkpoints } : {}), onDurable }
+          ? { events: part.events, ...extra, onDurable }
           : {
               bulk: part.bulk,
               get events() {
                 return part.events;
               },
-              ...(checkpoints !== undefined ? { checkpoints } : {}),
+              ...extra,
               onDurable,
             },
       );
     }
     return true;
+  }
+
+  /**
+   * Where the batch stands in its source's transactions, per sink (`SinkBatch.transaction`). A
+   * batch with events and no checkpoint ends inside a transaction; the next batch with a
+   * checkpoint ends it. Every sink that received part of the transaction gets a write of the
+   * batch that ends it — an empty one if the flows left it nothing — so that it can commit.
+   */
+  private transactions(source: string, batch: SourceBatch, parts: Map<string, Part[]>): (sink: string) => SourceTransaction | undefined {
+    const started = this.openIn.get(source);
+    const open = batch.checkpoint === undefined && (batchSize(batch) > 0 || started !== undefined);
+    if (started === undefined && !open) return () => undefined;
+    if (started !== undefined && !open) {
+      for (const sink of started) if (!parts.has(sink)) parts.set(sink, [{ events: [], indexes: [] }]);
+      this.openIn.delete(source);
+    }
+    const sinks = started ?? new Set<string>();
+    const continuing = new Set(sinks);
+    if (open) {
+      for (const sink of parts.keys()) sinks.add(sink);
+      this.openIn.set(source, sinks);
+    }
+    return (sink) => ({ source, continues: continuing.has(sink), open });
   }
 
   /** A sink made its part of a batch durable, perhaps refusing some events. */

@@ -20,7 +20,7 @@
  * The queue needs no bound of its own: every item belongs to a batch that holds one of its
  * source's in-flight slots, so the total is bounded by sources × in-flight limit.
  */
-import type { BulkRows, Rejection, SinkBatch, SinkEvent, SinkWriter, SourceCheckpoint } from "./contracts.js";
+import type { BulkRows, Rejection, SinkBatch, SinkEvent, SinkWriter, SourceCheckpoint, SourceTransaction } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { RunLogger } from "./log.js";
 import type { SinkCounters } from "./metrics.js";
@@ -33,6 +33,8 @@ export interface SinkWorkItem {
   readonly bulk?: BulkRows;
   /** For a sink that stores checkpoints in its own transactions: the ones this item carries. */
   readonly checkpoints?: Readonly<Record<string, SourceCheckpoint>>;
+  /** Part of a source transaction larger than one batch: written alone, never combined. */
+  readonly transaction?: SourceTransaction;
   /** Called once, when the write that carried the item resolved; indexes are the item's own. */
   readonly onDurable: (rejections: readonly Rejection[]) => void;
 }
@@ -166,7 +168,7 @@ export class SinkWorker {
 
   /** A bulk item this sink loads, with nothing to store alongside: it may go in parallel. */
   private parallelizable(item: SinkWorkItem): boolean {
-    return item.checkpoints === undefined && this.accepted(item) !== undefined;
+    return item.checkpoints === undefined && item.transaction === undefined && this.accepted(item) !== undefined;
   }
 
   private accepted(item: SinkWorkItem): BulkRows | undefined {
@@ -180,11 +182,16 @@ export class SinkWorker {
    */
   private take(parallel: boolean): SinkWorkItem[] {
     const limit = this.options.maxEventsPerWrite ?? DEFAULT_MAX_EVENTS_PER_WRITE;
-    const head = this.accepted(this.queue[0]!);
-    let count = countOf(this.queue[0]!);
+    const first = this.queue[0]!;
+    // A part of a large source transaction goes alone: the sink keeps its transaction open
+    // across such writes, which another batch's events must not join.
+    if (first.transaction !== undefined) return this.queue.splice(0, 1);
+    const head = this.accepted(first);
+    let count = countOf(first);
     let n = 1;
     while (n < this.queue.length) {
       const next = this.queue[n]!;
+      if (next.transaction !== undefined) break;
       if (parallel && !this.parallelizable(next)) break;
       if (!sameBulk(head, this.accepted(next))) break;
       if (count + countOf(next) > limit) break;
@@ -204,14 +211,17 @@ export class SinkWorker {
     for (const item of items) if (item.checkpoints !== undefined) checkpoints = { ...checkpoints, ...item.checkpoints };
     const events = (): readonly SinkEvent[] => (items.length === 1 ? items[0]!.events : items.flatMap((item) => item.events));
     const bulk = combinedBulk(items.map((item) => this.accepted(item)));
-    if (bulk === undefined) return checkpoints === undefined ? { events: events() } : { events: events(), checkpoints };
+    // Only a lone item carries a transaction (see take).
+    const transaction = items.length === 1 ? items[0]!.transaction : undefined;
+    const extra = { ...(checkpoints !== undefined ? { checkpoints } : {}), ...(transaction !== undefined ? { transaction } : {}) };
+    if (bulk === undefined) return { events: events(), ...extra };
     let made: readonly SinkEvent[] | undefined;
     return {
       bulk,
       get events() {
         return (made ??= events());
       },
-      ...(checkpoints !== undefined ? { checkpoints } : {}),
+      ...extra,
     };
   }
 

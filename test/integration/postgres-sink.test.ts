@@ -617,3 +617,91 @@ describe("postgres sink: bulk COPY text", () => {
     }
   });
 });
+
+/**
+ * A source transaction larger than one batch (`SinkBatch.transaction`): applied in one target
+ * transaction across the writes of its parts, invisible until its last part, and never
+ * committed in part when the connection is lost between parts.
+ */
+describe("postgres sink: a source transaction over several writes", () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createDatabase("sink_tx");
+    await db.sql("CREATE TABLE public.items (id integer PRIMARY KEY, name varchar(3), qty integer NOT NULL DEFAULT 0, price numeric(10,2))");
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const inserts = (from: number, to: number) =>
+    sinkEvents(Array.from({ length: to - from + 1 }, (_, i) => event("insert", "public.items", { after: { id: from + i, name: "t", qty: 1, price: null }, key: { id: from + i } })));
+  const count = async () => Number((await db.sql<{ n: string }>("SELECT count(*) AS n FROM public.items"))[0]!.n);
+  const part = (continues: boolean, open: boolean) => ({ source: "pg", continues, open });
+
+  it("commits the parts together at the last one; nothing shows before", async () => {
+    await db.sql("TRUNCATE public.items");
+    const sink = sinkFor(db);
+    await sink.start();
+    try {
+      expect(await sink.write({ events: inserts(1, 100), transaction: part(false, true) })).toEqual([]);
+      expect(await count()).toBe(0);
+      // A refused row in a middle part is rejected alone; the earlier part stays.
+      const middle = inserts(101, 200);
+      middle[5] = sinkEvents([event("insert", "public.items", { after: { id: 106, name: "toolong", qty: 1, price: null }, key: { id: 106 } })])[0]!;
+      const rejections = await sink.write({ events: middle, transaction: part(true, true) });
+      expect(rejections.map((r) => r.index)).toEqual([5]);
+      expect(await count()).toBe(0);
+      // The last part may bring no events of its own (its flows left this sink nothing).
+      expect(await sink.write({ events: [], transaction: part(true, false) })).toEqual([]);
+      expect(await count()).toBe(199);
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it("stops, rather than commit the rest alone, when the connection is lost between parts", async () => {
+    await db.sql("TRUNCATE public.items");
+    const sink = sinkFor(db);
+    await sink.start();
+    try {
+      await sink.write({ events: inserts(1, 50), transaction: part(false, true) });
+      await db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'dts sink target%'");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      let failure: unknown;
+      for (let attempt = 0; attempt < 3 && failure === undefined; attempt++) {
+        // The runner retries a retriable error; the retry must refuse to go on alone.
+        failure = await sink.write({ events: inserts(51, 100), transaction: part(true, false) }).then(
+          () => undefined,
+          (error: unknown) => (error instanceof ConnectorError && error.retriable ? undefined : error),
+        );
+      }
+      expect(failure).toBeInstanceOf(ConnectorError);
+      expect((failure as ConnectorError).message).toMatch(/lost in the middle of a transaction of source pg/);
+      expect(await count()).toBe(0);
+      // The next run replays the whole transaction from the start.
+      await sink.write({ events: inserts(1, 50), transaction: part(false, true) });
+      await sink.write({ events: inserts(51, 100), transaction: part(true, false) });
+      expect(await count()).toBe(100);
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it("commits an open transaction before another source's write, so the two cannot wait on each other", async () => {
+    await db.sql("TRUNCATE public.items");
+    const sink = sinkFor(db);
+    await sink.start();
+    try {
+      await sink.write({ events: inserts(1, 10), transaction: part(false, true) });
+      await sink.write({ events: inserts(11, 20) });
+      expect(await count()).toBe(20);
+      // The rest of the first source's transaction goes in a transaction of its own.
+      await sink.write({ events: inserts(21, 30), transaction: part(true, false) });
+      expect(await count()).toBe(30);
+    } finally {
+      await sink.close();
+    }
+  });
+});

@@ -14,7 +14,7 @@ import { SinkWorker } from "../../src/runtime/sink-worker.js";
 import { resolveStartValues } from "../../src/runtime/start-values.js";
 import { compileFlow } from "../../src/runtime/steps.js";
 import { bulkIds, bulkSourceBatch, HandSink, idsOf, nextTurn, ORDER_COLUMNS, snapshotRows, type HandSinkOptions } from "./runtime-bulk-fixtures.js";
-import { fastRetry, MemoryStore, planOf } from "./runtime-fixtures.js";
+import { fastRetry, MemoryStore, orderEvent, planOf } from "./runtime-fixtures.js";
 
 const LOADS_BULK: HandSinkOptions = { bulkFormats: ["pg-copy-data"], parallelBulkWrites: 2, answer: () => [] };
 const EVENTS_ONLY: HandSinkOptions = { answer: () => [] };
@@ -241,5 +241,61 @@ describe("batchSize", () => {
     const plain: SourceBatch = { events: snapshotRows([1, 2]) };
     expect(batchSize(plain)).toBe(2);
     expect(batchSize({ events: [] })).toBe(0);
+  });
+});
+
+describe("graph: source transactions larger than a batch", () => {
+  const TWO_SINKS = `
+pipeline t
+source s = datagen { rows: 10 }
+sink all = discard {}
+sink big = discard {}
+flow s -> all
+flow s | filter row.id > 5 -> big
+`;
+  const changes = (ids: readonly number[]) => ids.map((id) => orderEvent(id));
+  const at = (seq: number): SourceCheckpoint => ({ position: { kind: "seq", token: String(seq) } });
+
+  it("marks the parts of a transaction, and gives every sink that had a part the write that ends it", async () => {
+    const { graph, settle, written, store } = graphOf(TWO_SINKS, { all: EVENTS_ONLY, big: EVENTS_ONLY });
+    graph.dispatch("s", { events: changes([1, 2]), checkpoint: at(2) });
+    // One transaction in three batches: only the last carries a checkpoint.
+    graph.dispatch("s", { events: changes([3, 4]) });
+    graph.dispatch("s", { events: changes([5, 6]) });
+    graph.dispatch("s", { events: changes([4]), checkpoint: at(7) });
+    graph.dispatch("s", { events: changes([8]), checkpoint: at(8) });
+    await settle();
+    const flags = (sink: string) => written(sink).map((batch) => [idsOf(batch), batch.transaction ?? null]);
+    const part = (continues: boolean, open: boolean) => ({ source: "s", continues, open });
+    expect(flags("all")).toEqual([
+      [[1, 2], null],
+      [[3, 4], part(false, true)],
+      [[5, 6], part(true, true)],
+      [[4], part(true, false)],
+      [[8], null],
+    ]);
+    // The filter left `big` nothing of the first part and of the last: it joins the
+    // transaction at its second part, and still gets an (empty) write that ends it.
+    expect(flags("big")).toEqual([
+      [[6], part(false, true)],
+      [[], part(true, false)],
+      [[8], null],
+    ]);
+    expect(store.saves.at(-1)).toEqual({ s: at(8) });
+  });
+
+  it("never combines a part of a transaction with other batches, even behind a slow write", async () => {
+    const { graph, sinks, written } = graphOf(`${ONE_SINK} flow s -> out`, { out: {} });
+    graph.dispatch("s", { events: changes([1]), checkpoint: at(1) });
+    await nextTurn();
+    graph.dispatch("s", { events: changes([2]), checkpoint: at(2) });
+    graph.dispatch("s", { events: changes([3]) });
+    graph.dispatch("s", { events: changes([4]), checkpoint: at(4) });
+    graph.dispatch("s", { events: changes([5]), checkpoint: at(5) });
+    for (let i = 0; i < 5; i++) {
+      sinks.get("out")!.pending[0]?.resolve();
+      await nextTurn();
+    }
+    expect(written("out").map(idsOf)).toEqual([[1], [2], [3], [4], [5]]);
   });
 });

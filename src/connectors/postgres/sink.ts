@@ -46,6 +46,7 @@ import type { ChangeEvent } from "../../model/event.js";
 import type { Row, Value } from "../../model/value.js";
 import { integerOption, stringOption } from "../../runtime/connector-options.js";
 import {
+  batchSize,
   ConnectorError,
   type BulkRows,
   type Logger,
@@ -166,6 +167,10 @@ export class PostgresSink implements SinkWriter {
   private readonly free: Session[];
   private readonly tables = new Map<string, TargetTable>();
   private readonly resolving = new Map<string, Promise<TargetTable>>();
+  /** A source transaction larger than one write, applied so far and not committed (SinkBatch.transaction). */
+  private open: { readonly session: Session; readonly client: pg.Client; readonly source: string; readonly events: number } | undefined;
+  /** Sources whose open transaction was lost with its connection: its next part cannot be applied alone. */
+  private readonly lost = new Set<string>();
   /**
    * Tables where a direct COPY of fresh rows met an existing key (a replayed chunk after a
    * crash): the next batches of fresh rows go through the staging upsert, how many below.
@@ -202,23 +207,102 @@ export class PostgresSink implements SinkWriter {
   }
 
   async write(batch: SinkBatch): Promise<readonly Rejection[]> {
-    const bulk = batch.bulk !== undefined && batch.bulk.count > 0 ? batch.bulk : undefined;
-    if (bulk === undefined && batch.events.length === 0 && batch.checkpoints === undefined) return [];
-    const session = this.free.pop();
-    if (session === undefined) throw new Error(`sink ${this.options.name}: more writes at once than its ${this.sessions.length} connections`);
-    try {
-      if (bulk !== undefined && (await this.writeBulk(session, batch, bulk))) return [];
-      return await this.writeEvents(session, batch);
-    } finally {
-      this.free.push(session);
+    const transaction = batch.transaction;
+    if (this.open !== undefined && this.open.session.client !== this.open.client) {
+      // Its connection ended between two parts (the server restarted, the session was killed).
+      this.lost.add(this.open.source);
+      this.free.push(this.open.session);
+      this.open = undefined;
     }
+    const open = this.open;
+    if (open !== undefined && (transaction === undefined || transaction.source !== open.source || !transaction.continues)) {
+      // Another source's write came between the parts of a large transaction (two sources
+      // into one sink): what is applied of it commits now, and its rest in later transactions.
+      this.options.log.warn("a large source transaction is committed in parts: another source's changes came in between", {
+        source: open.source,
+        changes_so_far: open.events,
+      });
+      await this.commitOpen();
+    }
+    if (transaction?.continues === true && this.open === undefined && this.lost.has(transaction.source)) {
+      throw new ConnectorError(
+        `sink ${this.options.name}: the connection to ${this.server} was lost in the middle of a transaction of source ` +
+          `${transaction.source}, whose earlier part was not committed; stopping, so that the next run applies the whole ` +
+          `transaction again from the last checkpoint`,
+        false,
+      );
+    }
+    const continuing = transaction?.continues === true && this.open !== undefined;
+    const bulk = batch.bulk !== undefined && batch.bulk.count > 0 ? batch.bulk : undefined;
+    if (bulk === undefined && batch.events.length === 0 && batch.checkpoints === undefined) {
+      if (continuing && transaction?.open === false) await this.commitOpen();
+      return [];
+    }
+    const session = continuing ? this.open!.session : this.free.pop();
+    if (session === undefined) throw new Error(`sink ${this.options.name}: more writes at once than its ${this.sessions.length} connections`);
+    const keepOpen = transaction?.open === true;
+    try {
+      let rejections: readonly Rejection[] = [];
+      if (bulk === undefined || !(await this.writeBulk(session, batch, bulk, continuing, keepOpen))) {
+        rejections = await this.writeEvents(session, batch, continuing, keepOpen);
+      }
+      if (keepOpen) {
+        this.open = { session, client: session.client!, source: transaction!.source, events: (continuing ? this.open!.events : 0) + batchSize(batch) };
+      } else {
+        this.open = undefined;
+        this.lost.delete(transaction?.source ?? "");
+      }
+      return rejections;
+    } catch (error) {
+      if (this.open?.session === session || keepOpen) {
+        // Whatever the transaction held so far is gone with it.
+        if (transaction !== undefined) this.lost.add(transaction.source);
+        this.open = undefined;
+      }
+      throw error;
+    } finally {
+      if (this.open?.session !== session) this.free.push(session);
+    }
+  }
+
+  /** Commits the transaction left open by the parts of a large source transaction. */
+  private async commitOpen(): Promise<void> {
+    const open = this.open;
+    if (open === undefined) return;
+    this.open = undefined;
+    try {
+      await open.session.client!.query("COMMIT");
+    } catch (error) {
+      this.lost.add(open.source);
+      throw this.failure(error, `committing ${open.events} changes of a transaction of source ${open.source}`, open.session);
+    } finally {
+      this.free.push(open.session);
+    }
+  }
+
+  /** Starts a write: a new transaction, or inside one left open, a savepoint to come back to. */
+  private async startWrite(session: Session, continuing: boolean): Promise<void> {
+    if (continuing) await session.client!.query("SAVEPOINT dts_write");
+    else await this.begin(session);
+  }
+
+  /** Undoes the write so far (a refused row), keeping an open transaction's earlier parts. */
+  private async undoWrite(session: Session, continuing: boolean): Promise<void> {
+    await session.client!.query(continuing ? "ROLLBACK TO SAVEPOINT dts_write" : "ROLLBACK");
+    // Staging tables made since may be gone with the rollback; they are made again when needed.
+    session.staging.clear();
+  }
+
+  /** Ends a write: commits, unless the source transaction goes on in the next write. */
+  private async endWrite(session: Session, keepOpen: boolean): Promise<void> {
+    if (!keepOpen) await session.client!.query("COMMIT");
   }
 
   /**
    * Loads bulk rows as they are, in one transaction; false when they cannot go that way (other
    * columns or types in the target, or a value the server refused), and nothing was written.
    */
-  private async writeBulk(session: Session, batch: SinkBatch, bulk: BulkRows): Promise<boolean> {
+  private async writeBulk(session: Session, batch: SinkBatch, bulk: BulkRows, continuing: boolean, keepOpen: boolean): Promise<boolean> {
     let table: TargetTable;
     let columns: ColumnSet;
     try {
@@ -232,24 +316,23 @@ export class PostgresSink implements SinkWriter {
     if (!this.bulkCheck.fits(columns, bulk)) return false;
     try {
       const client = await this.connection(session);
-      await this.begin(session);
+      await this.startWrite(session, continuing);
       try {
         await this.copyRows(session, table, bulk.columns, (sql) => copyFramesIn(client, sql, bulk.data), true);
       } catch (error) {
         if (!refused(error)) throw error;
-        await client.query("ROLLBACK");
-        session.staging.clear();
+        await this.undoWrite(session, continuing);
         return false;
       }
       if (batch.checkpoints !== undefined) await this.checkpoints.saveWithin(client, batch.checkpoints);
-      await client.query("COMMIT");
+      await this.endWrite(session, keepOpen);
       return true;
     } catch (error) {
       throw this.failure(error, `writing ${bulk.count} rows`, session);
     }
   }
 
-  private async writeEvents(session: Session, batch: SinkBatch): Promise<readonly Rejection[]> {
+  private async writeEvents(session: Session, batch: SinkBatch, continuing: boolean, keepOpen: boolean): Promise<readonly Rejection[]> {
     const rejections: Rejection[] = [];
     let actions: Action[][];
     try {
@@ -259,20 +342,19 @@ export class PostgresSink implements SinkWriter {
     }
     try {
       const client = await this.connection(session);
-      await this.begin(session);
+      await this.startWrite(session, continuing);
       try {
         await this.applyRange(session, actions.flat(), this.method);
       } catch (error) {
         if (!refused(error)) throw error;
         // Start again, carefully: find the refused events by bisection and apply the rest.
-        await client.query("ROLLBACK");
-        session.staging.clear();
-        await this.begin(session);
+        await this.undoWrite(session, continuing);
+        await this.startWrite(session, continuing);
         await this.bisect(session, actions, 0, actions.length, rejections, true);
       }
       // A rejected event stops the position from moving past it (see SinkBatch.checkpoints).
       if (batch.checkpoints !== undefined && rejections.length === 0) await this.checkpoints.saveWithin(client, batch.checkpoints);
-      await client.query("COMMIT");
+      await this.endWrite(session, keepOpen);
     } catch (error) {
       throw this.failure(error, `writing ${batch.events.length} events`, session);
     }

@@ -110,8 +110,12 @@ delete by key; an update that changes the key deletes the old row and upserts th
 Each batch the runner hands over (whole source transactions; the runner groups consecutive
 ones up to 10,000 events) is applied in one target transaction, whole or not at all, and
 changes to one key keep their order. A source transaction larger than one batch (the
-PostgreSQL source: 2,000 changes) is applied in parts; the position moves only after its last
-part, so a crash replays it. Writes are idempotent, so a replay leaves the same rows: delivery
+PostgreSQL source: 2,000 changes) reaches the sink in several writes and is still applied in
+one target transaction, committed with its last part: a reader of the target never sees part
+of it. If the connection is lost between its parts, the pipeline stops (exit 3) rather than
+commit the rest alone, and the next run applies it again from the last checkpoint. (When a
+second source's changes come in between its parts, what is applied commits first, so that
+neither waits for the other's locks.) Writes are idempotent, so a replay leaves the same rows: delivery
 is at-least-once and the result effectively-once. With the pipeline setting
 \`checkpoint: "postgres"\` the position is stored in \`dts.checkpoints\` in the same target
 transaction as the data.
