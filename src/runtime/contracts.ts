@@ -91,6 +91,21 @@ export interface SourceContext {
    * it, as checkpoint files and validate schemas are. The working directory when absent.
    */
   readonly baseDir?: string;
+  /** Optional: where a snapshot stands, for the progress display (null once it is done). */
+  readonly snapshotProgress?: (progress: SnapshotProgress | null) => void;
+}
+
+/** A snapshot's progress through its tables. */
+export interface SnapshotProgress {
+  /** The table being copied (`schema.table`). */
+  readonly table: string;
+  /** Rows of it copied so far (since the copy resumed, after a crash). */
+  readonly rows: number;
+  /** The table's size as the database estimates it; unknown when absent. */
+  readonly estimatedRows?: number;
+  /** Its place among the tables to copy, from 1, and how many there are. */
+  readonly tableNumber: number;
+  readonly tables: number;
 }
 
 export interface SourceReader {

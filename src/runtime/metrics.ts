@@ -1,3 +1,5 @@
+import type { SnapshotProgress } from "./contracts.js";
+
 /**
  * Counters of a running pipeline: plain numbers bumped once per batch (never per event), read
  * by the progress display and returned in the run's summary. Rates are computed by the reader
@@ -11,6 +13,8 @@ export interface SourceCounters {
   /** Times the source was reconnected after a retriable error. */
   restarts: number;
   caughtUp: boolean;
+  /** Where the source's snapshot stands, while it copies tables. */
+  snapshot?: SnapshotProgress | undefined;
 }
 
 export interface SinkCounters {

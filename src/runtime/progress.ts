@@ -7,6 +7,7 @@
  * It is used only when stderr is a terminal (and stdout is not that same terminal carrying a
  * sink's output; see the CLI); elsewhere the runner writes JSON log lines and nothing else.
  */
+import type { SnapshotProgress } from "./contracts.js";
 import type { LineSink } from "./log.js";
 import type { Metrics } from "./metrics.js";
 
@@ -56,8 +57,10 @@ export class ProgressDisplay implements LineSink {
     const parts: string[] = [];
     for (const [name, events] of now.sources) {
       const rate = (events - (previous.sources.get(name) ?? 0)) / seconds;
-      const caughtUp = this.metrics.source(name).caughtUp ? " caught up" : "";
-      parts.push(`${name} ${formatCount(events)} read ${formatRate(rate)}${caughtUp}`);
+      const counters = this.metrics.source(name);
+      const caughtUp = counters.caughtUp ? " caught up" : "";
+      const snapshot = counters.snapshot === undefined ? "" : ` ${snapshotBar(counters.snapshot)}`;
+      parts.push(`${name}${snapshot} ${formatCount(events)} read ${formatRate(rate)}${caughtUp}`);
     }
     for (const [name, events] of now.sinks) {
       const rate = (events - (previous.sinks.get(name) ?? 0)) / seconds;
@@ -88,6 +91,19 @@ export class ProgressDisplay implements LineSink {
     return { at: performance.now(), sources, sinks };
   }
 }
+
+/** `snapshot 2/5 public.orders [######----] 61%`, or without bar and percent when the size is unknown. */
+export function snapshotBar(progress: SnapshotProgress): string {
+  const head = `snapshot ${progress.tableNumber}/${progress.tables} ${progress.table}`;
+  const total = progress.estimatedRows;
+  if (total === undefined || total <= 0) return `${head} ${formatCount(progress.rows)} rows`;
+  // The estimate may be below the truth (statistics lag): the bar then waits at 99%.
+  const fraction = Math.min(progress.rows / total, 0.99);
+  const filled = Math.round(fraction * BAR_WIDTH);
+  return `${head} [${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}] ${Math.floor(fraction * 100)}%`;
+}
+
+const BAR_WIDTH = 10;
 
 function formatRate(perSecond: number): string {
   return `${formatCount(Math.round(perSecond))}/s`;

@@ -281,6 +281,9 @@ class PipelineRun {
               log: sourceLog,
               signal: this.stop.signal,
               baseDir: options.baseDir,
+              snapshotProgress: (progress) => {
+                this.metrics.source(source.name).snapshot = progress ?? undefined;
+              },
             }),
           coordinator,
           dispatch: (batch) => graph.dispatch(source.name, batch),

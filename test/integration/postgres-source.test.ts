@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ChangeEvent } from "../../src/model/event.js";
 import { lsnToBigInt } from "../../src/model/position.js";
 import type { Row } from "../../src/model/value.js";
-import { ConnectorError, type SourceCheckpoint } from "../../src/runtime/contracts.js";
+import { ConnectorError, type SnapshotProgress, type SourceCheckpoint } from "../../src/runtime/contracts.js";
 import { PostgresSource, type SourceTuning } from "../../src/connectors/postgres/source.js";
 import { describeTables } from "../../src/connectors/postgres/tables.js";
 import { rowsText } from "../../src/connectors/postgres/copy-wire.js";
@@ -41,15 +41,19 @@ async function database(label: string): Promise<ThrowawayDatabase> {
 function source(
   db: ThrowawayDatabase,
   options: Record<string, unknown>,
-  extra: { resume?: SourceCheckpoint | null; tuning?: SourceTuning; log?: ReturnType<typeof recordingLogger>; name?: string } = {},
+  extra: {
+    resume?: SourceCheckpoint | null;
+    tuning?: SourceTuning;
+    log?: ReturnType<typeof recordingLogger>;
+    name?: string;
+    snapshotProgress?: (progress: SnapshotProgress | null) => void;
+  } = {},
 ): PostgresSource {
-  const created = new PostgresSource(
-    sourceContext(
-      { url: db.url, tables: ["public.*"], snapshot: "initial", chunk_size: 10000, heartbeat_seconds: 10, ...options } as never,
-      { resume: extra.resume ?? null, log: extra.log ?? recordingLogger(), name: extra.name ?? "pg" },
-    ),
-    extra.tuning ?? fast,
+  const context = sourceContext(
+    { url: db.url, tables: ["public.*"], snapshot: "initial", chunk_size: 10000, heartbeat_seconds: 10, ...options } as never,
+    { resume: extra.resume ?? null, log: extra.log ?? recordingLogger(), name: extra.name ?? "pg" },
   );
+  const created = new PostgresSource(extra.snapshotProgress !== undefined ? { ...context, snapshotProgress: extra.snapshotProgress } : context, extra.tuning ?? fast);
   sources.push(created);
   return created;
 }
@@ -284,6 +288,22 @@ describe("postgres source", () => {
     const next = await again.next();
     expect(next!.events[0]!.key.id).toBe(lastKey + 1);
     await restarted.close();
+  });
+
+  it("reports the snapshot's progress table by table, and that it is done", async () => {
+    const db = await database("snapshot_progress");
+    await db.sql("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    await db.sql("INSERT INTO a SELECT generate_series(1, 2500); INSERT INTO b SELECT generate_series(1, 10); ANALYZE a; ANALYZE b");
+    const reports: (SnapshotProgress | null)[] = [];
+    const pg = source(db, { chunk_size: 1000 }, { snapshotProgress: (progress) => reports.push(progress) });
+    await pg.start();
+    const puller = new BatchPuller(pg);
+    await puller.untilCaughtUpPast(await currentLsn(db));
+    const ofA = reports.filter((report) => report?.table === "public.a");
+    expect(ofA[0]).toEqual({ table: "public.a", rows: 0, estimatedRows: 2500, tableNumber: 1, tables: 2 });
+    expect(ofA.map((report) => report!.rows)).toEqual([0, 1000, 2000, 2500]);
+    expect(reports.filter((report) => report?.table === "public.b").at(-1)).toEqual({ table: "public.b", rows: 10, estimatedRows: 10, tableNumber: 2, tables: 2 });
+    expect(reports.at(-1)).toBeNull();
   });
 
   it("moves the slot's confirmed_flush_lsn to an acknowledged checkpoint, and only then", async () => {

@@ -32,7 +32,7 @@
  */
 import type pg from "pg";
 import { CopyOut, framesOf, lastRowOf, rowsText, type CopyFrames } from "./copy-wire.js";
-import type { BulkRows, SourceBatch, SourceCheckpoint, Logger } from "../../runtime/contracts.js";
+import type { BulkRows, Logger, SnapshotProgress, SourceBatch, SourceCheckpoint } from "../../runtime/contracts.js";
 import { ConnectorError } from "../../runtime/contracts.js";
 import { qualifiedTableName, type ChangeEvent, type SourceInfo } from "../../model/event.js";
 import type { Position } from "../../model/position.js";
@@ -100,7 +100,12 @@ export interface SnapshotOptions {
   readonly address: ServerAddress;
   readonly log: Logger;
   readonly signal: AbortSignal;
+  /** Told where the copy stands after every chunk (the progress display). */
+  readonly progress?: (progress: SnapshotProgress) => void;
 }
+
+/** How often a copy's progress is logged. */
+const PROGRESS_LOG_MS = 5000;
 
 const rawText: pg.CustomTypesConfig = { getTypeParser: () => (text: string) => text } as unknown as pg.CustomTypesConfig;
 
@@ -165,17 +170,28 @@ export async function* snapshotBatches(options: SnapshotOptions): AsyncGenerator
       estimatedRows: total >= 0 ? Math.round(total) : "unknown",
       ...(resumeKey !== null ? { resumingAfterKey: resumeKey } : {}),
     });
+    const tableNumber = state.tables.indexOf(name) + 1;
+    const report = (): void =>
+      options.progress?.({ table: name, rows, ...(total > 0 ? { estimatedRows: Math.round(total) } : {}), tableNumber, tables: state.tables.length });
+    report();
+    let logged = started;
     const chunks = plan.ordered ? keysetChunks(plan, resumeKey, options) : cursorChunks(plan, options);
     for await (const chunk of chunks) {
       rows += chunk.bulk.count;
       if (chunk.last) tablesDone.push(name);
-      const seconds = (performance.now() - started) / 1000;
-      log.debug("snapshot: chunk", {
-        table: name,
-        rows,
-        ...(total > 0 ? { estimatedRows: Math.round(total), percent: Math.min(100, Math.round((rows / total) * 100)) } : {}),
-        rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null,
-      });
+      report();
+      const now = performance.now();
+      // Without a terminal (a service's log), progress is a log line every few seconds.
+      if (now - logged >= PROGRESS_LOG_MS) {
+        logged = now;
+        const seconds = (now - started) / 1000;
+        log.info("snapshot: progress", {
+          table: name,
+          rows,
+          ...(total > 0 ? { estimatedRows: Math.round(total), percent: Math.min(100, Math.round((rows / total) * 100)) } : {}),
+          rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null,
+        });
+      }
       const at = chunk.last ? checkpoint(null, null) : chunk.lastKey !== null ? checkpoint(name, chunk.lastKey) : undefined;
       yield {
         bulk: chunk.bulk,

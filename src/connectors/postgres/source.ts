@@ -127,7 +127,9 @@ export class PostgresSource implements SourceReader {
         address: this.address,
         log: this.context.log,
         signal,
+        ...(this.context.snapshotProgress !== undefined ? { progress: this.context.snapshotProgress } : {}),
       });
+      this.context.snapshotProgress?.(null);
       if (signal.aborted) return;
       await this.queryOn(client, "COMMIT", "ending the snapshot");
       await endQuietly(client);
