@@ -599,6 +599,41 @@ describe("postgres sink: bulk COPY text", () => {
     }
   });
 
+  it("reports a connection lost during a load as retriable, and loads the chunk again on a new one", async () => {
+    await db.sql("CREATE TABLE public.cut (id integer PRIMARY KEY, name varchar(3), qty integer NOT NULL, price numeric(10,2))");
+    const sink = sinkFor(db);
+    await sink.start();
+    try {
+      // The table is known after a first write, so the next one's first statements are its load.
+      expect(await sink.write(batchOf(items(0, 0, "k"), "public.cut").batch)).toEqual([]);
+      const rows = items(1, 200_000, "k");
+      const writing = sink.write(batchOf(rows, "public.cut").batch);
+      const outcome = writing.then(
+        () => "done" as const,
+        (error: unknown) => error,
+      );
+      // End the sink's session while the COPY streams (or just after, if it was that fast).
+      let settled = false;
+      void outcome.finally(() => (settled = true));
+      while (!settled) {
+        await db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'dts sink target%' AND state = 'active'");
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      const result = await outcome;
+      if (result !== "done") {
+        expect(result).toBeInstanceOf(ConnectorError);
+        expect((result as ConnectorError).retriable).toBe(true);
+        expect(await contents("public.cut")).toEqual(expected(items(0, 0, "k")));
+        // The runner retries the write: a new connection loads the whole chunk.
+        expect(await sink.write(batchOf(rows, "public.cut").batch)).toEqual([]);
+      }
+      const [{ n }] = await db.sql<{ n: string }>("SELECT count(*) AS n FROM public.cut");
+      expect(Number(n)).toBe(200_001);
+    } finally {
+      await sink.close();
+    }
+  });
+
   it("writes chunks at once on its connections, and creates a missing table once", async () => {
     const sink = sinkFor(db, { createTables: true, snapshotWriters: 3 });
     expect(sink.parallelBulkWrites).toBe(3);

@@ -290,6 +290,37 @@ describe("postgres source", () => {
     await restarted.close();
   });
 
+  it("fails retriably, naming the server, when its session ends mid-copy; a new reader resumes after the last chunk", async () => {
+    const db = await database("snapshot_cut");
+    await db.sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    await db.sql("INSERT INTO t SELECT g, repeat('y', 300) FROM generate_series(1, 100000) g");
+    const first = source(db, { chunk_size: 1000 });
+    await first.start();
+    const puller = new BatchPuller(first, { keepEvents: false });
+    await puller.next();
+    await puller.next();
+    await db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY (SELECT%'");
+    let failure: unknown;
+    try {
+      for (let i = 0; i < 200; i++) await puller.next();
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure).toBeInstanceOf(ConnectorError);
+    expect((failure as ConnectorError).retriable).toBe(true);
+    expect((failure as ConnectorError).message).toContain("127.0.0.1:5432");
+    await first.close();
+    const lastKey = Number((puller.lastCheckpoint!.state as { snapshot: { lastKey: string[] } }).snapshot.lastKey[0]);
+    const again = source(db, { chunk_size: 50000 }, { resume: puller.lastCheckpoint! });
+    await again.start();
+    const rest = new BatchPuller(again);
+    await rest.untilCaughtUpPast(await currentLsn(db));
+    const reads = rest.events.filter((event) => event.op === "read").map((event) => event.key.id as number);
+    expect(reads[0]).toBe(lastKey + 1);
+    expect(reads.at(-1)).toBe(100000);
+    expect(reads).toHaveLength(100000 - lastKey);
+  });
+
   it("reports the snapshot's progress table by table, and that it is done", async () => {
     const db = await database("snapshot_progress");
     await db.sql("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
