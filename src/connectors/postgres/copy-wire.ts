@@ -140,7 +140,7 @@ export class CopyOut {
       this.resolveDone = resolve;
       this.rejectDone = reject;
     });
-    // Read by next() and close(); without a handler here it would be an unhandled rejection.
+    // Awaited by next() only at the end; until then a failure must not count as unhandled.
     this.done.catch(() => {});
   }
 
