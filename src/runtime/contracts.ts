@@ -224,8 +224,11 @@ export interface SinkWriter {
   readonly bulkFormats?: readonly BulkRows["format"][];
   /**
    * How many bulk writes the sink may be given at once (1 when absent). Only batches of
-   * snapshot rows with no checkpoint to store go in parallel: their keys are distinct, so their
-   * order does not matter; any other write waits until they are all durable, and starts alone.
+   * snapshot rows go in parallel: their keys are distinct, so their order does not matter; any
+   * other write waits until they are all durable, and starts alone. A sink that stores
+   * checkpoints in its writes (`SinkBatch.checkpoints`) must then store, in each transaction,
+   * only checkpoints whose writes and every write started before them have committed: a later
+   * write may commit first.
    */
   readonly parallelBulkWrites?: number;
 }

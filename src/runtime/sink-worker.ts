@@ -11,7 +11,7 @@
  *
  * The one exception to one write at a time: a sink that loads bulk rows (`bulkFormats`) and
  * says it can take several such writes at once (`parallelBulkWrites`) is given up to that many
- * in parallel, for items that are bulk snapshot rows with no checkpoint to store. Their keys
+ * in parallel, for items that are bulk snapshot rows. Their keys
  * are distinct (a snapshot reads each row once), so no order among them can matter; any other
  * item waits until every one of them is durable and then goes alone, so per-key order still
  * holds for the changes that follow a snapshot. Parallel writes complete in any order; the
@@ -166,9 +166,9 @@ export class SinkWorker {
     }
   }
 
-  /** A bulk item this sink loads, with nothing to store alongside: it may go in parallel. */
+  /** A bulk item this sink loads, not part of a larger source transaction: it may go in parallel. */
   private parallelizable(item: SinkWorkItem): boolean {
-    return item.checkpoints === undefined && item.transaction === undefined && this.accepted(item) !== undefined;
+    return item.transaction === undefined && this.accepted(item) !== undefined;
   }
 
   private accepted(item: SinkWorkItem): BulkRows | undefined {

@@ -634,6 +634,30 @@ describe("postgres sink: bulk COPY text", () => {
     }
   });
 
+  it("stores the chunks' positions in the order they started, whichever commits first", async () => {
+    await db.sql("CREATE TABLE public.kept (id integer PRIMARY KEY, name varchar(3), qty integer NOT NULL, price numeric(10,2))");
+    const sink = sinkFor(db, { snapshotWriters: 2 });
+    await sink.start();
+    try {
+      const checkpointAfter = (key: number) => ({ src: { position: { kind: "pg-lsn", token: "0/1000" }, state: { snapshot: { table: "public.kept", lastKey: [String(key)] } } } });
+      const big = batchOf(items(1, 150_000, "a"), "public.kept").batch;
+      const small = batchOf(items(150_001, 150_010, "b"), "public.kept").batch;
+      // The second, small chunk commits long before the first: it must not store its position
+      // (a crash then would resume after rows not yet committed).
+      const first = sink.write({ ...big, get events() { return big.events; }, checkpoints: checkpointAfter(150_000) });
+      const second = sink.write({ ...small, get events() { return small.events; }, checkpoints: checkpointAfter(150_010) });
+      await second;
+      const [{ n }] = await db.sql<{ n: string }>("SELECT count(*) AS n FROM public.kept");
+      if (Number(n) === 10) expect(await sink.checkpoints.load()).toEqual({});
+      await first;
+      // Once the first commits, the newest position of the two is stored.
+      expect(await sink.checkpoints.load()).toEqual(checkpointAfter(150_010));
+      expect(await contents("public.kept")).toHaveLength(150_010);
+    } finally {
+      await sink.close();
+    }
+  });
+
   it("writes chunks at once on its connections, and creates a missing table once", async () => {
     const sink = sinkFor(db, { createTables: true, snapshotWriters: 3 });
     expect(sink.parallelBulkWrites).toBe(3);

@@ -207,34 +207,21 @@ describe("sink worker: parallel bulk writes", () => {
     expect([rows.durable, changes.durable]).toEqual([[[]], [[]]]);
   });
 
-  it("a bulk item carrying checkpoints is written alone, after the running bulk writes and before the next", async () => {
+  it("bulk items carrying checkpoints go in parallel too, each with its own (the sink stores them in order)", async () => {
     const { sink, worker, enqueue } = workerOf({ bulkFormats: PG_COPY, parallelBulkWrites: 3 }, 2);
-    const before = bulkItem([1, 2]);
-    const withCheckpoint = bulkItem([3, 4], { checkpoints: { s: { position: seqPosition(4) } } });
-    const after = bulkItem([5, 6]);
-    enqueue(before, withCheckpoint, after);
-    await nextTurn();
-    expect(sink.writes).toHaveLength(1);
-
-    sink.writes[0]!.resolve();
-    await nextTurn();
-    expect(sink.writes).toHaveLength(2);
-    const carrying = sink.writes[1]!;
-    // Still loaded as bulk rows, with its checkpoint, but alone.
-    expect(carrying.batch.bulk).toBe(withCheckpoint.item.bulk);
-    expect(carrying.batch.checkpoints).toEqual({ s: { position: seqPosition(4) } });
-    expect(carrying.runningAtStart).toBe(1);
-    await nextTurn();
-    expect(sink.writes).toHaveLength(2);
-
-    carrying.resolve();
+    const first = bulkItem([1, 2], { checkpoints: { s: { position: seqPosition(2) } } });
+    const second = bulkItem([3, 4], { checkpoints: { s: { position: seqPosition(4) } } });
+    const third = bulkItem([5, 6], { checkpoints: { s: { position: seqPosition(6) } } });
+    enqueue(first, second, third);
     await nextTurn();
     expect(sink.writes).toHaveLength(3);
-    sink.writes[2]!.resolve();
+    expect(sink.writes.map((write) => write.batch.checkpoints)).toEqual([2, 4, 6].map((seq) => ({ s: { position: seqPosition(seq) } })));
+    expect(sink.writes.map((write) => write.batch.bulk)).toEqual([first.item.bulk, second.item.bulk, third.item.bulk]);
+    for (const write of [...sink.writes].reverse()) write.resolve();
     await worker.idle();
-    expect(sink.maxRunning).toBe(1);
-    expect(withCheckpoint.reads.count).toBe(0);
-    expect([before.durable, withCheckpoint.durable, after.durable]).toEqual([[[]], [[]], [[]]]);
+    expect(sink.maxRunning).toBe(3);
+    expect([first.reads.count, second.reads.count, third.reads.count]).toEqual([0, 0, 0]);
+    expect([first.durable, second.durable, third.durable]).toEqual([[[]], [[]], [[]]]);
   });
 
   for (const parallelBulkWrites of [undefined, 1]) {

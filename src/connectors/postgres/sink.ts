@@ -70,6 +70,7 @@ import {
   type TargetTable,
 } from "./ddl.js";
 import { copyFramesIn } from "./copy-wire.js";
+import { OrderedCheckpoints } from "./ordered-checkpoints.js";
 import { COPY_SAFE_KINDS, copyField, EncodeError, textArrayLiteral, type Encoder } from "./encode.js";
 
 export type UpsertMethod = "unnest" | "copy";
@@ -171,6 +172,7 @@ export class PostgresSink implements SinkWriter {
   private open: { readonly session: Session; readonly client: pg.Client; readonly source: string; readonly events: number } | undefined;
   /** Sources whose open transaction was lost with its connection: its next part cannot be applied alone. */
   private readonly lost = new Set<string>();
+  private readonly ordered = new OrderedCheckpoints();
   /**
    * Tables where a direct COPY of fresh rows met an existing key (a replayed chunk after a
    * crash): the next batches of fresh rows go through the staging upsert, how many below.
@@ -241,10 +243,17 @@ export class PostgresSink implements SinkWriter {
     const session = continuing ? this.open!.session : this.free.pop();
     if (session === undefined) throw new Error(`sink ${this.options.name}: more writes at once than its ${this.sessions.length} connections`);
     const keepOpen = transaction?.open === true;
+    // A snapshot chunk that may be written beside others (SinkWriter.parallelBulkWrites) stores
+    // its position in the order the chunks were started, not the order they commit.
+    const ordering =
+      batch.bulk !== undefined && batch.checkpoints !== undefined && transaction === undefined && this.parallelBulkWrites > 1
+        ? this.ordered.place(batch, batch.checkpoints)
+        : undefined;
+    const ending: WriteEnd = { keepOpen, ordering };
     try {
       let rejections: readonly Rejection[] = [];
-      if (bulk === undefined || !(await this.writeBulk(session, batch, bulk, continuing, keepOpen))) {
-        rejections = await this.writeEvents(session, batch, continuing, keepOpen);
+      if (bulk === undefined || !(await this.writeBulk(session, batch, bulk, continuing, ending))) {
+        rejections = await this.writeEvents(session, batch, continuing, ending);
       }
       if (keepOpen) {
         this.open = { session, client: session.client!, source: transaction!.source, events: (continuing ? this.open!.events : 0) + batchSize(batch) };
@@ -293,16 +302,29 @@ export class PostgresSink implements SinkWriter {
     session.staging.clear();
   }
 
-  /** Ends a write: commits, unless the source transaction goes on in the next write. */
-  private async endWrite(session: Session, keepOpen: boolean): Promise<void> {
-    if (!keepOpen) await session.client!.query("COMMIT");
+  /**
+   * Ends a write: stores its checkpoints (unless it rejected events) and commits, unless the
+   * source transaction goes on in the next write; a write among parallel ones stores them in
+   * their order (ordered-checkpoints.ts).
+   */
+  private async endWrite(session: Session, batch: SinkBatch, ending: WriteEnd, storeOwn: boolean): Promise<void> {
+    const client = session.client!;
+    if (ending.ordering !== undefined) {
+      await this.ordered.commit(ending.ordering, storeOwn, async (checkpoints) => {
+        if (checkpoints !== undefined) await this.checkpoints.saveWithin(client, checkpoints);
+        await client.query("COMMIT");
+      });
+      return;
+    }
+    if (batch.checkpoints !== undefined && storeOwn) await this.checkpoints.saveWithin(client, batch.checkpoints);
+    if (!ending.keepOpen) await client.query("COMMIT");
   }
 
   /**
    * Loads bulk rows as they are, in one transaction; false when they cannot go that way (other
    * columns or types in the target, or a value the server refused), and nothing was written.
    */
-  private async writeBulk(session: Session, batch: SinkBatch, bulk: BulkRows, continuing: boolean, keepOpen: boolean): Promise<boolean> {
+  private async writeBulk(session: Session, batch: SinkBatch, bulk: BulkRows, continuing: boolean, ending: WriteEnd): Promise<boolean> {
     let table: TargetTable;
     let columns: ColumnSet;
     try {
@@ -324,15 +346,14 @@ export class PostgresSink implements SinkWriter {
         await this.undoWrite(session, continuing);
         return false;
       }
-      if (batch.checkpoints !== undefined) await this.checkpoints.saveWithin(client, batch.checkpoints);
-      await this.endWrite(session, keepOpen);
+      await this.endWrite(session, batch, ending, true);
       return true;
     } catch (error) {
       throw this.failure(error, `writing ${bulk.count} rows`, session);
     }
   }
 
-  private async writeEvents(session: Session, batch: SinkBatch, continuing: boolean, keepOpen: boolean): Promise<readonly Rejection[]> {
+  private async writeEvents(session: Session, batch: SinkBatch, continuing: boolean, ending: WriteEnd): Promise<readonly Rejection[]> {
     const rejections: Rejection[] = [];
     let actions: Action[][];
     try {
@@ -353,8 +374,7 @@ export class PostgresSink implements SinkWriter {
         await this.bisect(session, actions, 0, actions.length, rejections, true);
       }
       // A rejected event stops the position from moving past it (see SinkBatch.checkpoints).
-      if (batch.checkpoints !== undefined && rejections.length === 0) await this.checkpoints.saveWithin(client, batch.checkpoints);
-      await this.endWrite(session, keepOpen);
+      await this.endWrite(session, batch, ending, rejections.length === 0);
     } catch (error) {
       throw this.failure(error, `writing ${batch.events.length} events`, session);
     }
@@ -621,6 +641,13 @@ export class PostgresSink implements SinkWriter {
     await this.bisect(session, byEvent, lo, mid, rejections, false);
     await this.bisect(session, byEvent, mid, hi, rejections, false);
   }
+}
+
+/** How a write ends: left open for the next part of a source transaction, or committed, in order among parallel writes. */
+interface WriteEnd {
+  readonly keepOpen: boolean;
+  /** The write's place among parallel writes that store checkpoints (OrderedCheckpoints). */
+  readonly ordering: number | undefined;
 }
 
 /** Batches of fresh rows that go through staging after a direct COPY met an existing key. */

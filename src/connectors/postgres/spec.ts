@@ -153,7 +153,7 @@ table is an error.`,
       example: "5000",
     }),
     snapshot_writers: field.integer(
-      "Snapshot chunks loaded at once, each in its own transaction on its own connection, so that the target server works on several cores. Only a snapshot's rows go in parallel (their keys are distinct); changes are applied one transaction at a time, in order, after every chunk before them. With checkpoint \"postgres\" chunks go one at a time.",
+      "Snapshot chunks loaded at once, each in its own transaction on its own connection, so that the target server works on several cores. Only a snapshot's rows go in parallel (their keys are distinct); changes are applied one transaction at a time, in order, after every chunk before them. With checkpoint \"postgres\" each chunk's transaction stores the position only once every chunk started before it has committed.",
       { default: 2, minimum: 1, example: "4" },
     ),
   },
