@@ -29,5 +29,13 @@ export type {
   CheckpointStore,
   SourceFactory,
   SinkFactory,
+  SourceCheckpoint,
+  SinkEvent,
+  Rejection,
+  BulkRows,
+  SourceTransaction,
+  SnapshotProgress,
+  TableSchema,
+  Logger,
 } from "./runtime/contracts.js";
 export { ConnectorError } from "./runtime/contracts.js";
