@@ -1,8 +1,9 @@
 /**
  * Snapshot rows decoded on demand: a row of a COPY line whose values are parsed the first time
- * they are read. A PostgreSQL → PostgreSQL copy with no steps passes the line through
- * (`SinkEvent.raw`) and never reads the row, so it never pays for its `Decimal`s and
- * `Timestamp`s; everything else reads the same values as from a plain row.
+ * they are read. A chunk's events are made only when something needs them (a PostgreSQL →
+ * PostgreSQL copy with no steps loads the chunk's bytes, `SourceBatch.bulk`, and makes none);
+ * then a step that reads one column decodes one column, and never pays for the other columns'
+ * `Decimal`s and `Timestamp`s. Everything reads the same values as from a plain row.
  *
  * A lazy row is a Proxy over an object that holds the line and the values decoded so far under
  * private symbols (`Target`). The traps answer as a plain object

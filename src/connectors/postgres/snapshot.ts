@@ -3,17 +3,14 @@
  *
  * All chunks are read in one REPEATABLE READ transaction, so they see one state of the
  * database: on a first run, the slot's exported snapshot (the state at the slot's consistent
- * point, where streaming then starts, so there is no gap and no duplicate). A table is read
- * with keyset pagination — `WHERE (key) > (last key) ORDER BY key LIMIT chunk_size` — which
- * walks the key's index and costs the same for the last chunk as for the first; the next chunk
- * is requested while the current one is being delivered. Each chunk is read as
- * `COPY (SELECT …) TO STDOUT` text, cheaper to take apart than the row protocol, and its lines
- * go with the batch (`SourceBatch.raw`) for a PostgreSQL sink to pass through unchanged. Only
- * the key columns are decoded up front; the rest of a row is decoded when something reads it
- * (lazy-row.ts), so a row passed through is never decoded. Events are made in slices between
- * turns of the event loop, so that a sink's I/O is not held up. A chunk holds `chunk_size` rows, or
- * fewer when the rows are wide (`MAX_CHUNK_BYTES`), so that memory is bounded by the chunk. Each chunk is a batch whose
- * checkpoint records how far the copy got (`SnapshotState`).
+ * point, where streaming then starts, so there is no gap and no duplicate). A table with a key
+ * order is read as one `COPY (SELECT … ORDER BY key) TO STDOUT` (after the resume key, if any)
+ * and cut into chunks as it streams in (`keysetChunks`). A chunk is the CopyData messages as
+ * the server sent them (`SourceBatch.bulk`, copy-wire.ts), which a PostgreSQL sink loads as
+ * they are; its events are made only if something reads them, with only the key columns
+ * decoded at once and the rest when read (lazy-row.ts). A chunk holds `chunk_size` rows, or
+ * fewer when the rows are wide (`MAX_CHUNK_BYTES`), so that memory is bounded by the chunks in
+ * flight. Each chunk is a batch whose checkpoint records how far the copy got (`SnapshotState`).
  *
  * Resuming after a crash, the exported snapshot is gone. The remaining chunks are read from
  * `lastKey` in a new snapshot, taken now, and streaming then starts at the slot's consistent
