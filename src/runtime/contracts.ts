@@ -41,6 +41,45 @@ export interface SourceBatch {
    * with the same columns). Only for `read` events of one table; `events` stays authoritative.
    */
   readonly bulk?: BulkRows;
+  /**
+   * Captured tables whose columns changed (ALTER TABLE) before this batch's events: each is
+   * seen by the sinks before any event of the batch, so that a database sink can add or widen
+   * a column before the first row that needs it.
+   */
+  readonly schemaChanges?: readonly SchemaChange[];
+}
+
+/**
+ * A captured table's definition changed, as the source saw it in its change stream (PostgreSQL's
+ * Relation message, MySQL's DDL in the binlog), at the point where it happened: the events
+ * after it have the new columns.
+ */
+export interface SchemaChange {
+  /** The table as events name it (`schema.table`, or `db.table`), after the change. */
+  readonly table: string;
+  /** The table's columns and key after the change. */
+  readonly schema: TableSchema;
+  /** What changed, column by column, in the table's column order. */
+  readonly columns: readonly ColumnChange[];
+  /** Set when the table itself was renamed: its name before. */
+  readonly renamedFrom?: string;
+}
+
+/**
+ * One column's change. Where the source cannot tell a rename from a drop and an add (pgoutput
+ * sends only the new column list), a rename is a `dropped` and an `added`.
+ */
+export type ColumnChange =
+  | { readonly kind: "added"; readonly column: string; readonly type: string }
+  | { readonly kind: "dropped"; readonly column: string; readonly type: string }
+  | { readonly kind: "retyped"; readonly column: string; readonly from: string; readonly to: string }
+  | { readonly kind: "renamed"; readonly from: string; readonly to: string };
+
+/** A schema change as a sink receives it: with the table it applies to in this sink. */
+export interface SinkSchemaChange {
+  readonly change: SchemaChange;
+  /** The sink's table for the source table (`target`): the events of that table land there. */
+  readonly target: string;
 }
 
 /**
@@ -171,6 +210,17 @@ export interface SinkBatch {
    * then stops, and the position must not have moved past the rejected event.
    */
   readonly checkpoints?: Readonly<Record<string, SourceCheckpoint>>;
+  /**
+   * Changes of source tables to apply before `events` (`SourceBatch.schemaChanges`). A sink
+   * gets them only from flows that pass the source's columns through unchanged and do not
+   * route (steps of `filter` and `validate` only), since only there are its table's columns
+   * the source table's. A sink that keeps tables (a database) brings its table in line with
+   * each — or, where it cannot (a narrowing type change, `create_tables: false`), throws a
+   * non-retriable ConnectorError naming the table, the column and what to run; a renamed or
+   * dropped column is a warning (the target keeps the old column), never NULLs written over
+   * values. Other sinks ignore them. A batch may carry changes and no events.
+   */
+  readonly schemaChanges?: readonly SinkSchemaChange[];
 }
 
 /** Where a sink batch stands in a source transaction larger than one batch (`SinkBatch.transaction`). */
@@ -208,6 +258,20 @@ export interface SinkContext {
   readonly describeSource?: (event: ChangeEvent) => Promise<TableSchema | undefined>;
 }
 
+/**
+ * A sink's writer. **Absent is not null**: a column missing from an event's `after` (a
+ * PostgreSQL TOASTed value an UPDATE did not touch, a partial update) is *unchanged*, and no
+ * sink may write NULL, a default or anything else in its place:
+ *
+ * - a table sink (postgres, mysql, duckdb) updates only the columns the row has; where it must
+ *   write a whole row (an update that changed the key, so the row moves) it takes the absent
+ *   values from the row it replaces, in the same transaction, and where that row is not there
+ *   it rejects the event with a reason naming `REPLICA IDENTITY FULL`;
+ * - a key-value sink storing columns separately (a Redis hash) sets only the present fields;
+ * - a sink writing whole documents (a Redis JSON value, a Kafka or queue message, a jsonl line)
+ *   writes the row as it has it — the absent column is left out of the document, never set to
+ *   null — and a format that must have every column (Debezium's `after`) says so in its docs.
+ */
 export interface SinkWriter {
   start(): Promise<void>;
   /**

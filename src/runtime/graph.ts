@@ -14,7 +14,16 @@
  */
 import type { Plan } from "../plan/types.js";
 import type { CheckpointCoordinator, BatchTicket } from "./checkpoint-coordinator.js";
-import { batchSize, type BulkRows, type Rejection, type SinkEvent, type SourceBatch, type SourceCheckpoint, type SourceTransaction } from "./contracts.js";
+import {
+  batchSize,
+  type BulkRows,
+  type Rejection,
+  type SinkEvent,
+  type SinkSchemaChange,
+  type SourceBatch,
+  type SourceCheckpoint,
+  type SourceTransaction,
+} from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { Metrics } from "./metrics.js";
 import type { SinkWorker } from "./sink-worker.js";
@@ -132,6 +141,8 @@ export class PipelineGraph {
       }
     }
 
+    const schemaChanges = this.schemaChanges(source, batch, parts);
+
     const checkpoint = batch.checkpoint;
     const inSink = checkpoint !== undefined && this.options.storedBySink.get(source) === true;
     const holder = this.options.checkpointSink;
@@ -149,7 +160,12 @@ export class PipelineGraph {
       const checkpoints: Record<string, SourceCheckpoint> | undefined =
         inSink && sink === holder ? { [source]: checkpoint! } : undefined;
       const transaction = transactionOf(sink);
-      const extra = { ...(checkpoints !== undefined ? { checkpoints } : {}), ...(transaction !== undefined ? { transaction } : {}) };
+      const changes = schemaChanges?.get(sink);
+      const extra = {
+        ...(checkpoints !== undefined ? { checkpoints } : {}),
+        ...(transaction !== undefined ? { transaction } : {}),
+        ...(changes !== undefined ? { schemaChanges: changes } : {}),
+      };
       const onDurable = (rejections: readonly Rejection[]): void => this.written(sink, ticket, batch, part, rejections);
       this.worker(sink).enqueue(
         part.bulk === undefined
@@ -165,6 +181,26 @@ export class PipelineGraph {
       );
     }
     return true;
+  }
+
+  /**
+   * The batch's schema changes, per sink that must see them: the sinks of flows that keep the
+   * source's columns (SinkBatch.schemaChanges). Each such sink gets a write even when the flows
+   * left it no event, since the change comes before the events of later batches.
+   */
+  private schemaChanges(source: string, batch: SourceBatch, parts: Map<string, Part[]>): Map<string, SinkSchemaChange[]> | undefined {
+    const changes = batch.schemaChanges;
+    if (changes === undefined || changes.length === 0) return undefined;
+    const bySink = new Map<string, SinkSchemaChange[]>();
+    for (const flow of this.flowsBySource.get(source) ?? []) {
+      if (!flow.keepsColumns) continue;
+      for (const sink of flow.sinks) {
+        if (bySink.has(sink)) continue;
+        bySink.set(sink, changes.map((change) => ({ change, target: change.table })));
+        if (!parts.has(sink)) parts.set(sink, [{ events: [], indexes: [] }]);
+      }
+    }
+    return bySink;
   }
 
   /**

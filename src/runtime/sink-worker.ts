@@ -20,7 +20,7 @@
  * The queue needs no bound of its own: every item belongs to a batch that holds one of its
  * source's in-flight slots, so the total is bounded by sources × in-flight limit.
  */
-import type { BulkRows, Rejection, SinkBatch, SinkEvent, SinkWriter, SourceCheckpoint, SourceTransaction } from "./contracts.js";
+import type { BulkRows, Rejection, SinkBatch, SinkEvent, SinkSchemaChange, SinkWriter, SourceCheckpoint, SourceTransaction } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { RunLogger } from "./log.js";
 import type { SinkCounters } from "./metrics.js";
@@ -35,6 +35,8 @@ export interface SinkWorkItem {
   readonly checkpoints?: Readonly<Record<string, SourceCheckpoint>>;
   /** Part of a source transaction larger than one batch: written alone, never combined. */
   readonly transaction?: SourceTransaction;
+  /** Schema changes to apply before the item's events: such an item starts a write of its own. */
+  readonly schemaChanges?: readonly SinkSchemaChange[];
   /** Called once, when the write that carried the item resolved; indexes are the item's own. */
   readonly onDurable: (rejections: readonly Rejection[]) => void;
 }
@@ -168,7 +170,7 @@ export class SinkWorker {
 
   /** A bulk item this sink loads, not part of a larger source transaction: it may go in parallel. */
   private parallelizable(item: SinkWorkItem): boolean {
-    return item.transaction === undefined && this.accepted(item) !== undefined;
+    return item.transaction === undefined && item.schemaChanges === undefined && this.accepted(item) !== undefined;
   }
 
   private accepted(item: SinkWorkItem): BulkRows | undefined {
@@ -191,7 +193,7 @@ export class SinkWorker {
     let n = 1;
     while (n < this.queue.length) {
       const next = this.queue[n]!;
-      if (next.transaction !== undefined) break;
+      if (next.transaction !== undefined || next.schemaChanges !== undefined) break;
       if (parallel && !this.parallelizable(next)) break;
       if (!sameBulk(head, this.accepted(next))) break;
       if (count + countOf(next) > limit) break;
@@ -211,9 +213,14 @@ export class SinkWorker {
     for (const item of items) if (item.checkpoints !== undefined) checkpoints = { ...checkpoints, ...item.checkpoints };
     const events = (): readonly SinkEvent[] => (items.length === 1 ? items[0]!.events : items.flatMap((item) => item.events));
     const bulk = combinedBulk(items.map((item) => this.accepted(item)));
-    // Only a lone item carries a transaction (see take).
+    // Only a lone item carries a transaction, and only the first schema changes (see take).
     const transaction = items.length === 1 ? items[0]!.transaction : undefined;
-    const extra = { ...(checkpoints !== undefined ? { checkpoints } : {}), ...(transaction !== undefined ? { transaction } : {}) };
+    const schemaChanges = items[0]!.schemaChanges;
+    const extra = {
+      ...(checkpoints !== undefined ? { checkpoints } : {}),
+      ...(transaction !== undefined ? { transaction } : {}),
+      ...(schemaChanges !== undefined ? { schemaChanges } : {}),
+    };
     if (bulk === undefined) return { events: events(), ...extra };
     let made: readonly SinkEvent[] | undefined;
     return {

@@ -47,6 +47,11 @@ export interface CompiledFlow {
    * (`SourceBatch.bulk`) still hold exactly its events and may go instead of them.
    */
   readonly passesAll: boolean;
+  /**
+   * Every kept event keeps its source table's columns and target: the steps only filter and
+   * validate. A sink of such a flow is told of the source's schema changes (SinkBatch.schemaChanges).
+   */
+  readonly keepsColumns: boolean;
   /** Runs the steps over a batch, appending to `out` (which the caller clears). */
   run(events: readonly ChangeEvent[], out: FlowOutput): void;
 }
@@ -112,7 +117,8 @@ export function compileFlow(flow: FlowPlan, options: StepCompileOptions): Compil
       out.keptIndex.push(index);
     }
   };
-  return { id: flow.id, source: flow.source, sinks: flow.sinks, passesAll: stepCount === 0, run };
+  const keepsColumns = flow.steps.every((step) => step.kind === "filter" || step.kind === "validate");
+  return { id: flow.id, source: flow.source, sinks: flow.sinks, passesAll: stepCount === 0, keepsColumns, run };
 }
 
 function reasonOf(error: unknown): string {

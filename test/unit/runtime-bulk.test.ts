@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { CheckpointCoordinator } from "../../src/runtime/checkpoint-coordinator.js";
-import { batchSize, type Rejection, type SinkBatch, type SourceBatch, type SourceCheckpoint } from "../../src/runtime/contracts.js";
+import { batchSize, type Rejection, type SchemaChange, type SinkBatch, type SourceBatch, type SourceCheckpoint } from "../../src/runtime/contracts.js";
 import { checkpointsInSink, PipelineGraph } from "../../src/runtime/graph.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import { Metrics } from "../../src/runtime/metrics.js";
@@ -297,5 +297,52 @@ flow s | filter row.id > 5 -> big
       await nextTurn();
     }
     expect(written("out").map(idsOf)).toEqual([[1], [2], [3], [4], [5]]);
+  });
+});
+
+describe("graph: schema changes", () => {
+  const PIPELINE = `
+pipeline t
+source s = datagen { rows: 10 }
+sink copy = discard {}
+sink picked = discard {}
+sink shaped = discard {}
+flow s | filter row.id > 5 -> copy, picked
+flow s | map { id: row.id } -> shaped
+`;
+  const at = (seq: number): SourceCheckpoint => ({ position: { kind: "seq", token: String(seq) } });
+  const change: SchemaChange = {
+    table: "shop.orders",
+    schema: { dialect: "postgres", columns: [{ name: "id", type: "integer", nullable: false }, { name: "note", type: "text", nullable: true }], primaryKey: ["id"] },
+    columns: [{ kind: "added", column: "note", type: "text" }],
+  };
+
+  it("reach every sink of a flow that keeps the columns, before its events, even when the filter kept none", async () => {
+    const { graph, settle, written } = graphOf(PIPELINE, {});
+    graph.dispatch("s", { events: [orderEvent(1)], checkpoint: at(1), schemaChanges: [change] });
+    await settle();
+    for (const sink of ["copy", "picked"]) {
+      expect(written(sink).map((batch) => [idsOf(batch), batch.schemaChanges ?? null])).toEqual([[[], [{ change, target: "shop.orders" }]]]);
+    }
+    // A map makes its own columns: its sink is not told.
+    expect(written("shaped").map((batch) => batch.schemaChanges ?? null)).toEqual([null]);
+  });
+
+  it("start a write of their own: never combined after other batches' events", async () => {
+    const { graph, sinks, written } = graphOf(`${ONE_SINK} flow s -> out`, { out: {} });
+    graph.dispatch("s", { events: [orderEvent(1)], checkpoint: at(1) });
+    await nextTurn();
+    graph.dispatch("s", { events: [orderEvent(2)], checkpoint: at(2) });
+    graph.dispatch("s", { events: [orderEvent(3)], checkpoint: at(3), schemaChanges: [change] });
+    graph.dispatch("s", { events: [orderEvent(4)], checkpoint: at(4) });
+    for (let i = 0; i < 4; i++) {
+      sinks.get("out")!.pending[0]?.resolve();
+      await nextTurn();
+    }
+    expect(written("out").map((batch) => [idsOf(batch), batch.schemaChanges !== undefined])).toEqual([
+      [[1], false],
+      [[2], false],
+      [[3, 4], true],
+    ]);
   });
 });
