@@ -19,6 +19,11 @@
  *   list, record          JSON, as the lossless text of `encodeJson`
  *   null                  VARCHAR, retyped by the first non-null value while the column holds no other
  *
+ * A JSON column holds every JSON value: objects and arrays, and the scalars too — a string is
+ * stored as the JSON string `"abc"`, a number as `42`. Since a JSON string and a text value are
+ * the same model value, only the source's declared type (json, jsonb) can make a column JSON
+ * when its first value is a scalar; source-types.ts maps declared types.
+ *
  * Because one value cannot tell the type of a column, a column widens when a later value needs
  * it and every value already stored still fits: BIGINT → HUGEINT, an integer column → DECIMAL
  * when a fraction arrives, DECIMAL(p,s) → a larger scale, BIGINT → DOUBLE when a float with a
@@ -30,6 +35,7 @@ import {
   DuckDBDecimalValue,
   DuckDBTimestampTZValue,
   DuckDBTimestampValue,
+  listValue,
   type DuckDBValue,
 } from "@duckdb/node-api";
 import { Decimal, DecimalMath } from "../../model/decimal.js";
@@ -65,6 +71,8 @@ export type ColumnType =
   | { readonly kind: "json" }
   | { readonly kind: "timestamp"; readonly withZone: boolean }
   | { readonly kind: "blob" }
+  /** VARCHAR[]: `append` mode's `_absent`, the names of the columns a change left out. */
+  | { readonly kind: "text_list" }
   /** A type this sink does not write (DATE, LIST, STRUCT, ...): only nulls go in. */
   | { readonly kind: "unsupported"; readonly sql: string };
 
@@ -72,6 +80,8 @@ const BIGINT: ColumnType = { kind: "integer", sql: "BIGINT" };
 const HUGEINT: ColumnType = { kind: "integer", sql: "HUGEINT" };
 const VARCHAR: ColumnType = { kind: "varchar" };
 const DOUBLE: ColumnType = { kind: "double" };
+export const JSON_TYPE: ColumnType = { kind: "json" };
+export const TEXT_LIST: ColumnType = { kind: "text_list" };
 
 /** The type in DuckDB's SQL, as written in CREATE TABLE and ALTER TABLE. */
 export function sqlType(type: ColumnType): string {
@@ -94,6 +104,8 @@ export function sqlType(type: ColumnType): string {
       return type.withZone ? "TIMESTAMPTZ" : "TIMESTAMP";
     case "blob":
       return "BLOB";
+    case "text_list":
+      return "VARCHAR[]";
     case "unsupported":
       return type.sql;
     default: {
@@ -127,6 +139,8 @@ export function parseColumnType(dataType: string): ColumnType {
       return { kind: "timestamp", withZone: true };
     case "BLOB":
       return { kind: "blob" };
+    case "VARCHAR[]":
+      return TEXT_LIST;
     default:
       return { kind: "unsupported", sql: dataType };
   }
@@ -280,7 +294,19 @@ export function misfit(type: ColumnType, value: Value): string | undefined {
       // The exact-text fallback for numbers no DuckDB numeric type holds.
       return isWideNumber(value) ? undefined : "";
     case "json":
-      return kind === "list" || kind === "record" ? undefined : "";
+      switch (kind) {
+        case "list":
+        case "record":
+        case "string":
+        case "boolean":
+        case "integer":
+        case "decimal":
+          return undefined;
+        case "float":
+          return Number.isFinite(value as number) ? undefined : "JSON has no NaN or Infinity";
+        default:
+          return "";
+      }
     case "timestamp": {
       if (kind !== "timestamp") return "";
       const timestamp = value as Timestamp;
@@ -293,6 +319,8 @@ export function misfit(type: ColumnType, value: Value): string | undefined {
     }
     case "blob":
       return kind === "bytes" ? undefined : "";
+    case "text_list":
+      return Array.isArray(value) && value.every((item) => typeof item === "string") ? undefined : "";
     case "unsupported":
       return `this sink does not write ${type.sql} columns`;
     default: {
@@ -381,6 +409,8 @@ export function toDuckDBValue(type: ColumnType, value: Value): DuckDBValue {
     }
     case "blob":
       return new DuckDBBlobValue(value as Uint8Array);
+    case "text_list":
+      return listValue(value as string[]);
     case "unsupported":
       throw new TypeError(`cannot write a value to a ${type.sql} column`);
     default: {
