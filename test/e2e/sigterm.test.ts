@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decodeEvent } from "../../src/model/json.js";
-import { requireBuild, sleep, startCli, tempFolder } from "./cli-process.js";
+import { requireBuild, sleep, startDtsRun, tempFolder } from "../cli-process.js";
 
 const PIPELINE = `
 source shop = datagen {
@@ -24,7 +24,7 @@ flow shop -> out
 `;
 
 async function runUntilTerminated(folder: string, afterMs: number) {
-  const run = startCli(["p.dts"], { cwd: folder });
+  const run = startDtsRun(["p.dts"], { cwd: folder });
   await run.stderrContains("source started");
   await sleep(afterMs);
   run.child.kill("SIGTERM");
