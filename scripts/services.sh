@@ -2,16 +2,22 @@
 # Make this machine's real servers ready for dts's integration tests (test/integration).
 #
 # Why this exists: the tests read change streams, and the servers' default settings do not
-# produce any. PostgreSQL needs wal_level=logical, enough replication slots/WAL senders and a
-# pg_hba rule that lets replication connections in; MariaDB needs its binlog switched on, in
-# ROW format with FULL row images. Redis, RabbitMQ, Mosquitto and NATS (with JetStream) only
-# need to be running. The machine has no systemd: every server is a plain daemon.
+# produce any. PostgreSQL needs wal_level=logical and enough replication slots/WAL senders;
+# MariaDB needs its binlog switched on, in ROW format with FULL row images. Redis, RabbitMQ,
+# Mosquitto and NATS (with JetStream) only need to be running. The tests log in over TCP on
+# 127.0.0.1 without a password, as user postgres and as MariaDB's root, which Debian's defaults
+# refuse (PostgreSQL asks for a scram-sha-256 password, MariaDB's root logs in only by
+# unix_socket): this script lets exactly those logins in, from 127.0.0.1 only. The machine
+# may have no systemd: every server is started as a plain daemon.
 #
 # Idempotent: installs only what is missing, rewrites a config file only when its content
-# differs, restarts a server only when the live setting is wrong. A second run changes nothing.
+# differs, touches logins only when the tests' login is refused, restarts a server only when a
+# live setting is wrong, starts one only when it does not answer. A second run changes nothing.
 #
 # Usage (as root, Debian 12):  bash scripts/services.sh
 # Prints one "ok" line per service on stdout; "FAIL <service>: ..." on stderr, then exit 1.
+# Sourcing it defines the functions without running them (test/integration/services-script.test.ts
+# runs them against scratch servers: a cluster of its own, a MariaDB data directory of its own).
 
 set -Eeuo pipefail
 trap 'echo "services.sh: unexpected failure at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -91,9 +97,11 @@ install_missing() {
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
+PG_CLUSTER=main    # Debian's cluster name (pg_lsclusters); the script's test sets another
+PG_PORT=5432
 PG_WANT="max_replication_slots=32 max_wal_senders=32 wal_level=logical wal_sender_timeout=60000"
 
-pg_sql() { psql -w -h "$HOST" -p 5432 -U postgres -d postgres -XAtqc "$1"; }
+pg_sql() { psql -w -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -XAtqc "$1"; }
 
 # Live values, in pg_settings units (ms for wal_sender_timeout), sorted by name like PG_WANT.
 pg_settings_now() {
@@ -102,18 +110,30 @@ pg_settings_now() {
 }
 
 pg_replication_ok() {
-  psql -w "host=$HOST port=5432 user=postgres dbname=postgres replication=database connect_timeout=5" \
+  psql -w "host=$HOST port=$PG_PORT user=postgres dbname=postgres replication=database connect_timeout=5" \
     -XAtqc IDENTIFY_SYSTEM >/dev/null 2>&1
+}
+
+# The logins the tests make: a plain one and a logical replication one, over TCP, no password.
+pg_logins_ok() { pg_sql 'select 1' >/dev/null 2>&1 && pg_replication_ok; }
+
+# What this script puts at the top of pg_hba.conf (the first matching line wins): trust from
+# 127.0.0.1 only, for every database and for replication. Lines ending in "# dts" are ours.
+pg_hba_block() {
+  printf '%s\n' \
+    "# added by dts scripts/services.sh: the tests log in over TCP from 127.0.0.1 without a password" \
+    "host    all             all             $HOST/32            trust   # dts" \
+    "host    replication     all             $HOST/32            trust   # dts"
 }
 
 setup_postgres() {
   local ver etc log now
   ver=$(ls -v /etc/postgresql 2>/dev/null | tail -n 1) || true
-  if [[ -z $ver || ! -d /etc/postgresql/$ver/main ]]; then
-    fail postgres "no cluster under /etc/postgresql/<version>/main (is postgresql-15 installed?)"; return 0
+  if [[ -z $ver || ! -d /etc/postgresql/$ver/$PG_CLUSTER ]]; then
+    fail postgres "no cluster under /etc/postgresql/<version>/$PG_CLUSTER (is postgresql-15 installed?)"; return 0
   fi
-  etc=/etc/postgresql/$ver/main
-  log=/var/log/postgresql/postgresql-$ver-main.log
+  etc=/etc/postgresql/$ver/$PG_CLUSTER
+  log=/var/log/postgresql/postgresql-$ver-$PG_CLUSTER.log
 
   # 1. Settings for logical decoding, in conf.d (Debian's postgresql.conf has include_dir = 'conf.d').
   if ! grep -Eq "^[[:space:]]*include_dir[[:space:]]*=?[[:space:]]*'conf\.d'" "$etc/postgresql.conf"; then
@@ -129,27 +149,43 @@ wal_sender_timeout = 60s" || true
 
   # 2. Running? pg_isready: 0 accepting, 1 starting up / rejecting, 2 no answer.
   local ready=0
-  pg_isready -q -h "$HOST" -p 5432 || ready=$?
+  pg_isready -q -h "$HOST" -p "$PG_PORT" || ready=$?
   if ((ready != 0)); then
     if ((ready != 1)); then
-      note postgres "not answering; starting cluster $ver/main"
-      pg_ctlcluster --skip-systemctl-redirect "$ver" main start >/dev/null 2>&1 || true
+      note postgres "not answering; starting cluster $ver/$PG_CLUSTER"
+      pg_ctlcluster --skip-systemctl-redirect "$ver" "$PG_CLUSTER" start >/dev/null 2>&1 || true
     fi
-    if ! wait_until 60 pg_isready -q -h "$HOST" -p 5432; then
-      fail postgres "not accepting connections on $HOST:5432 after start; read $log"; return 0
+    if ! wait_until 60 pg_isready -q -h "$HOST" -p "$PG_PORT"; then
+      fail postgres "not accepting connections on $HOST:$PG_PORT after start; read $log"; return 0
     fi
-  fi
-  if ! pg_sql 'select 1' >/dev/null 2>&1; then
-    fail postgres "server is up but 'psql -h $HOST -U postgres' is refused (tests expect trust auth); check $etc/pg_hba.conf"
-    return 0
   fi
 
-  # 3. Restart only when a live setting differs from what we want.
+  # 3. The tests' logins. Refused (Debian asks for a scram-sha-256 password on 127.0.0.1): put
+  #    our trust lines on top of pg_hba.conf, any earlier copy of them removed, and reload
+  #    (a reload keeps every connection; no restart).
+  if ! pg_logins_ok; then
+    local hba=$etc/pg_hba.conf rest
+    if [[ "$(head -n 3 "$hba")" == "$(pg_hba_block)" ]]; then
+      fail postgres "'psql -h $HOST -p $PG_PORT -U postgres' (or its replication=database login) is refused although $hba starts with the dts trust lines; read $log"
+      return 0
+    fi
+    keep_original "$hba"
+    rest=$(grep -v -e '# dts$' -e '^# added by dts scripts/services.sh' "$hba") || true
+    # Rewritten in place, so the file keeps its owner and mode.
+    { pg_hba_block; printf '%s\n' "$rest"; } >"$hba"
+    note postgres "added trust for $HOST/32 (all databases, replication) at the top of $hba; reloading"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" "$PG_CLUSTER" reload >/dev/null 2>&1 || true
+    if ! wait_until 10 pg_logins_ok; then
+      fail postgres "'psql -h $HOST -p $PG_PORT -U postgres' still refused after the reload; read $log"; return 0
+    fi
+  fi
+
+  # 4. Restart only when a live setting differs from what we want.
   now=$(pg_settings_now) || now=""
   if [[ $now != "$PG_WANT" ]]; then
-    note postgres "restarting cluster $ver/main (live: ${now:-?})"
-    pg_ctlcluster --skip-systemctl-redirect "$ver" main restart >/dev/null 2>&1 || true
-    if ! wait_until 60 pg_isready -q -h "$HOST" -p 5432; then
+    note postgres "restarting cluster $ver/$PG_CLUSTER (live: ${now:-?})"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" "$PG_CLUSTER" restart >/dev/null 2>&1 || true
+    if ! wait_until 60 pg_isready -q -h "$HOST" -p "$PG_PORT"; then
       fail postgres "did not come back after restart; read $log"; return 0
     fi
     now=$(pg_settings_now) || now=""
@@ -162,46 +198,54 @@ wal_sender_timeout = 60s" || true
     fi
   fi
 
-  # 4. Replication connections from 127.0.0.1. Logical ones (replication=database, what dts and
-  #    pg_recvlogical use) match ordinary "host <db>" lines; physical ones need a "replication"
-  #    line. If the real check is refused while normal connections are trust, add a trust line.
-  if ! pg_replication_ok; then
-    if grep -Eq '^[[:space:]]*host[[:space:]]+replication[[:space:]].*# dts$' "$etc/pg_hba.conf"; then
-      fail postgres "replication connection from $HOST refused although $etc/pg_hba.conf has the dts line; read $log"
-      return 0
-    fi
-    keep_original "$etc/pg_hba.conf"
-    local rest
-    rest=$(cat "$etc/pg_hba.conf")
-    # Rewrite in place (keeps owner and mode); first matching line wins, so put ours on top.
-    printf 'host    replication     all             %s/32            trust   # dts\n%s\n' "$HOST" "$rest" >"$etc/pg_hba.conf"
-    note postgres "added 'host replication all $HOST/32 trust' to $etc/pg_hba.conf"
-    if ! pg_sql 'select pg_reload_conf()' >/dev/null 2>&1 || ! wait_until 10 pg_replication_ok; then
-      fail postgres "replication connection still refused after editing pg_hba.conf; read $log"; return 0
-    fi
-  fi
-
-  ok postgres "$HOST:5432 (wal_level=logical, replication connections ok)"
+  ok postgres "$HOST:$PG_PORT (wal_level=logical, trust and replication logins ok)"
 }
 
 # ---------------------------------------------------------------------------- MariaDB
 
 MARIADB_LOG=/var/log/mysql/error.log
 MARIADB_CNF_DIR=/etc/mysql/mariadb.conf.d
+MARIADB_PORT=3306
+MARIADB_SOCKET=/run/mysqld/mysqld.sock
 
-maria_alive() { mysqladmin -uroot -h"$HOST" --connect-timeout=2 ping >/dev/null 2>&1; }
-maria_sql()   { mysql -uroot -h"$HOST" --connect-timeout=5 -NBe "$1"; }
+# mysqladmin ping succeeds whenever the server answers, even when it refuses the login.
+maria_alive() { mysqladmin -uroot -h"$HOST" -P"$MARIADB_PORT" --connect-timeout=2 ping >/dev/null 2>&1; }
+# As the tests log in: root, TCP, no password.
+maria_sql()   { mysql -uroot -h"$HOST" -P"$MARIADB_PORT" --connect-timeout=5 -NBe "$1"; }
+# As Debian's root logs in: OS root on the socket (unix_socket).
+maria_socket_sql() { mysql -uroot --protocol=socket -S"$MARIADB_SOCKET" --connect-timeout=5 -NBe "$1"; }
 maria_binlog() { maria_sql 'select @@log_bin, @@binlog_format, @@binlog_row_image' | tr '\t' ' '; }
 
 maria_start() {
   install -d -o mysql -g mysql /run/mysqld || return 1
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || return 1
+  # --user: Debian's own config does not name the user, and mariadbd refuses to run as root.
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql || return 1
   wait_until 60 maria_alive
 }
 
 maria_stop() {
-  mysqladmin -uroot shutdown 2>/dev/null || mysqladmin -uroot -h"$HOST" shutdown 2>/dev/null || true
+  mysqladmin -uroot -S"$MARIADB_SOCKET" shutdown 2>/dev/null || mysqladmin -uroot -h"$HOST" -P"$MARIADB_PORT" shutdown 2>/dev/null || true
   wait_until 60 bash -c '! pgrep -x mariadbd'
+}
+
+# Root over TCP from 127.0.0.1 without a password, as the tests log in. Debian's root@localhost
+# takes unix_socket only (its native password is 'invalid'), so over TCP it is refused. Over
+# the socket, as OS root, we let root@localhost also take an empty native password, and add
+# root@127.0.0.1 with one: which of the two a TCP login from 127.0.0.1 matches depends on
+# whether the server resolves host names (skip-name-resolve), so both must let it in. The
+# server binds 127.0.0.1 (Debian's bind-address), so this opens nothing to other hosts.
+maria_root_over_tcp() {
+  if maria_sql 'select 1' >/dev/null 2>&1; then return 0; fi
+  note mariadb "root is refused over TCP $HOST:$MARIADB_PORT; letting it in without a password, from $HOST only"
+  local out
+  if ! out=$(maria_socket_sql "ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+      CREATE USER IF NOT EXISTS 'root'@'$HOST' IDENTIFIED VIA mysql_native_password USING PASSWORD('');
+      GRANT ALL PRIVILEGES ON *.* TO 'root'@'$HOST' WITH GRANT OPTION;" 2>&1); then
+    fail mariadb "could not change root's login over the socket $MARIADB_SOCKET as OS root: ${out:-no message}"; return 1
+  fi
+  if ! out=$(maria_sql 'select 1' 2>&1); then
+    fail mariadb "root still cannot log in over TCP $HOST:$MARIADB_PORT with an empty password: ${out%%$'\n'*}"; return 1
+  fi
 }
 
 setup_mariadb() {
@@ -230,14 +274,11 @@ expire_logs_days = 2" || true
     else
       note mariadb "not answering; starting mariadbd"
       if ! maria_start; then
-        fail mariadb "not answering on $HOST:3306 after start; read $MARIADB_LOG"; return 0
+        fail mariadb "not answering on $HOST:$MARIADB_PORT after start; read $MARIADB_LOG"; return 0
       fi
     fi
   fi
-  if ! maria_sql 'select 1' >/dev/null 2>&1; then
-    fail mariadb "root cannot log in over TCP $HOST:3306 with an empty password (tests need it): $(maria_sql 'select 1' 2>&1 | head -n 1)"
-    return 0
-  fi
+  maria_root_over_tcp || return 0
 
   # 3. Restart only when the live binlog settings are wrong.
   local now
@@ -263,7 +304,7 @@ expire_logs_days = 2" || true
     fail mariadb "SHOW MASTER STATUS returned no row; read $MARIADB_LOG"; return 0
   fi
 
-  ok mariadb "$HOST:3306 (log_bin=ON binlog_format=ROW binlog_row_image=FULL, at ${status%%$'\t'*})"
+  ok mariadb "$HOST:$MARIADB_PORT (log_bin=ON binlog_format=ROW binlog_row_image=FULL, at ${status%%$'\t'*})"
 }
 
 # ---------------------------------------------------------------------------- the others
@@ -297,6 +338,8 @@ setup_rabbitmq() {
 setup_mosquitto() {
   if ! tcp_open 1883; then
     note mosquitto "not answering; starting mosquitto"
+    # Debian's mosquitto.conf writes its pid file there; /run starts empty after a reboot.
+    if id -u mosquitto >/dev/null 2>&1; then install -d -o mosquitto -g mosquitto /run/mosquitto; fi
     mosquitto -d -c /etc/mosquitto/mosquitto.conf >/dev/null 2>&1 || true
     if ! wait_until 20 tcp_open 1883; then
       fail mosquitto "nothing on $HOST:1883; read /var/log/mosquitto/mosquitto.log"; return 0
@@ -320,20 +363,25 @@ setup_nats() {
 
 # ---------------------------------------------------------------------------- main
 
-if ((EUID != 0)); then
-  echo "services.sh: run as root (it installs packages, edits server configs, starts daemons)" >&2
-  exit 1
-fi
+main() {
+  if ((EUID != 0)); then
+    echo "services.sh: run as root (it installs packages, edits server configs, starts daemons)" >&2
+    exit 1
+  fi
 
-install_missing
-setup_postgres
-setup_mariadb
-setup_redis
-setup_rabbitmq
-setup_mosquitto
-setup_nats
+  install_missing
+  setup_postgres
+  setup_mariadb
+  setup_redis
+  setup_rabbitmq
+  setup_mosquitto
+  setup_nats
 
-if ((${#FAILURES[@]} > 0)); then
-  echo "services.sh: not ready: ${FAILURES[*]}" >&2
-  exit 1
-fi
+  if ((${#FAILURES[@]} > 0)); then
+    echo "services.sh: not ready: ${FAILURES[*]}" >&2
+    exit 1
+  fi
+}
+
+# Run, unless sourced (then only the functions and settings above are defined).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then main "$@"; fi

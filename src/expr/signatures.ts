@@ -29,8 +29,6 @@ export type StaticType =
   | "list"
   | "record";
 
-export const NUMERIC_TYPES: readonly StaticType[] = ["integer", "float", "decimal", "number"];
-
 export function isNumericType(type: StaticType): boolean {
   return type === "integer" || type === "float" || type === "decimal" || type === "number";
 }

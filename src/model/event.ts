@@ -46,20 +46,11 @@ export function qualifiedTableName(source: Pick<SourceInfo, "db" | "schema" | "t
   return `${source.schema || source.db}.${source.table}`;
 }
 
-/** The row image expressions see as `row`: `after`, or `before` on delete. */
-export function currentImage(event: ChangeEvent): Row | null {
-  return event.after ?? event.before;
-}
-
 const debeziumOps: Readonly<Record<Op, string>> = { insert: "c", update: "u", delete: "d", read: "r" };
 
 /** Debezium's one-letter op code: c, u, d, r. */
 export function opToDebezium(op: Op): string {
   return debeziumOps[op];
-}
-
-export function opFromDebezium(code: string): Op | undefined {
-  return OPS.find((op) => debeziumOps[op] === code);
 }
 
 export function isOp(text: string): text is Op {

@@ -52,19 +52,12 @@ export interface CompiledFlow {
    * validate. A sink of such a flow is told of the source's schema changes (SinkBatch.schemaChanges).
    */
   readonly keepsColumns: boolean;
-  /** Runs the steps over a batch, appending to `out` (which the caller clears). */
+  /** Runs the steps over a batch, appending to `out` (the caller's, new for each batch). */
   run(events: readonly ChangeEvent[], out: FlowOutput): void;
 }
 
 export function emptyFlowOutput(): FlowOutput {
   return { kept: [], keptIndex: [], rejected: [], rejectedIndex: [] };
-}
-
-export function clearFlowOutput(out: FlowOutput): void {
-  out.kept.length = 0;
-  out.keptIndex.length = 0;
-  out.rejected.length = 0;
-  out.rejectedIndex.length = 0;
 }
 
 /** The state steps pass along while one event goes through a flow. */

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sinkSpecs } from "../../src/connectors/registry.js";
 import { decodeJson } from "../../src/model/json.js";
-import { requireBuild, runCli, tempFolder } from "./cli-process.js";
+import { requireBuild, runDtsRun, tempFolder } from "../cli-process.js";
 
 function pipeline(text: string): string {
   const folder = tempFolder("cli");
@@ -28,7 +28,7 @@ describe("dts-run", () => {
       sink out = jsonl { path: "-", format: "row" }
       flow shop | filter table == "shop.customers" | map { id: row.id, email: row.email } -> out
     `);
-    const result = await runCli(["p.dts", "--until-caught-up"], { cwd: folder });
+    const result = await runDtsRun(["p.dts", "--until-caught-up"], { cwd: folder });
     expect(result.code, result.stderr).toBe(0);
     const rows = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { id: number });
     expect(rows.map((row) => row.id)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
@@ -41,10 +41,10 @@ describe("dts-run", () => {
 
   it("bad usage exits 2", async () => {
     const folder = tempFolder("cli");
-    expect((await runCli([], { cwd: folder })).code).toBe(2);
-    expect((await runCli(["p.dts", "--fast"], { cwd: folder })).stderr).toContain("unknown option --fast");
-    expect((await runCli(["p.dts", "--log-level", "loud"], { cwd: folder })).code).toBe(2);
-    const missing = await runCli(["missing.dts"], { cwd: folder });
+    expect((await runDtsRun([], { cwd: folder })).code).toBe(2);
+    expect((await runDtsRun(["p.dts", "--fast"], { cwd: folder })).stderr).toContain("unknown option --fast");
+    expect((await runDtsRun(["p.dts", "--log-level", "loud"], { cwd: folder })).code).toBe(2);
+    const missing = await runDtsRun(["missing.dts"], { cwd: folder });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toBe("dts-run: cannot read missing.dts: no such file\n");
   });
@@ -55,7 +55,7 @@ describe("dts-run", () => {
       sink out = jsonl { path: "-" }
       flow shop | filter row.id > -> out
     `);
-    const result = await runCli(["p.dts"], { cwd: folder });
+    const result = await runDtsRun(["p.dts"], { cwd: folder });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/p\.dts:4:\d+: error DTS\d{4}/);
   });
@@ -66,7 +66,7 @@ describe("dts-run", () => {
       sink out = jsonl { path: env("DTS_SURELY_UNSET_PATH") }
       flow shop -> out
     `);
-    const result = await runCli(["p.dts"], { cwd: folder, env: {} });
+    const result = await runDtsRun(["p.dts"], { cwd: folder, env: {} });
     expect(result.code).toBe(1);
     expect(result.stderr.split("\n")[0]).toMatch(/^dts-run: error: .*environment variable "DTS_SURELY_UNSET_PATH" is not set/);
     expect(result.stderr).not.toMatch(/\n\s+at /);
@@ -83,7 +83,7 @@ describe("dts-run", () => {
       sink later = ${unbuilt.name} { ${required.join(", ")} }
       flow shop -> later
     `);
-    const result = await runCli(["p.dts"], { cwd: folder });
+    const result = await runDtsRun(["p.dts"], { cwd: folder });
     expect(result.code, result.stderr).toBe(3);
     expect(result.stderr).toContain(`dts-run: error: sink later: the ${unbuilt.name} sink is specified but not built yet`);
   });
@@ -94,7 +94,7 @@ describe("dts-run", () => {
       sink out = jsonl { path: "out.jsonl" }
       flow recorded -> out
     `);
-    const result = await runCli(["p.dts"], { cwd: folder });
+    const result = await runDtsRun(["p.dts"], { cwd: folder });
     expect(result.code).toBe(3);
     const lines = result.stderr.trim().split("\n").filter((line) => line.startsWith("dts-run:"));
     expect(lines[0]).toMatch(/^dts-run: error: source recorded: jsonl: cannot open .*recorded\.jsonl: no such file$/);
@@ -108,7 +108,7 @@ describe("dts-run", () => {
       sink out = jsonl { path: "out.jsonl", format: "row" }
       flow shop | filter table == "shop.orders" | map { id: row.id, per: row.amount / (row.id - 1000400) } -> out
     `);
-    const result = await runCli(["p.dts"], { cwd: folder });
+    const result = await runDtsRun(["p.dts"], { cwd: folder });
     expect(result.code).toBe(4);
     const [error, positions] = result.stderr.trim().split("\n").filter((line) => line.startsWith("dts-run:"));
     expect(error).toMatch(
@@ -133,7 +133,7 @@ describe("dts-run", () => {
       sink rejected = jsonl { path: "rejected.jsonl" }
       flow shop | filter table == "shop.orders" | map { id: row.id, per: row.amount / (row.customer_id % 3) } -> out
     `);
-    const result = await runCli(["p.dts"], { cwd: folder });
+    const result = await runDtsRun(["p.dts"], { cwd: folder });
     expect(result.code, result.stderr).toBe(0);
     const rejected = readFileSync(join(folder, "rejected.jsonl"), "utf8").trim().split("\n");
     expect(rejected.length).toBeGreaterThan(0);

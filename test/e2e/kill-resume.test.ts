@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decodeEvent, encodeJson } from "../../src/model/json.js";
-import { requireBuild, runCli, sleep, startCli, tempFolder } from "./cli-process.js";
+import { requireBuild, runDtsRun, sleep, startDtsRun, tempFolder } from "../cli-process.js";
 
 const PIPELINE = `
 pipeline kill_resume
@@ -52,7 +52,7 @@ describe("kill -9 and resume", () => {
     // The uninterrupted run goes on beside the interrupted ones.
     const reference = tempFolder("reference");
     writeFileSync(join(reference, "p.dts"), PIPELINE);
-    const clean = runCli(["p.dts"], { cwd: reference });
+    const clean = runDtsRun(["p.dts"], { cwd: reference });
 
     const folder = tempFolder("killed");
     writeFileSync(join(folder, "p.dts"), PIPELINE);
@@ -62,7 +62,7 @@ describe("kill -9 and resume", () => {
     const kills: number[] = [];
     let killed = 0;
     for (let i = 0; i < 6; i++) {
-      const run = startCli(["p.dts"], { cwd: folder });
+      const run = startDtsRun(["p.dts"], { cwd: folder });
       // Kill anywhere in the first 300 ms of the source's run: six of them cannot add up to
       // the 2 s the whole stream takes, so every run is cut short.
       await run.stderrContains("source started");
@@ -75,7 +75,7 @@ describe("kill -9 and resume", () => {
       // A run may finish before its kill; otherwise it must have died of it.
       expect(result.signal === "SIGKILL" || result.code === 0, `run ${i} (seed ${seed}): ${result.stderr}`).toBe(true);
     }
-    const last = await runCli(["p.dts", "--until-caught-up"], { cwd: folder });
+    const last = await runDtsRun(["p.dts", "--until-caught-up"], { cwd: folder });
     expect(last.code, last.stderr).toBe(0);
 
     const cleanResult = await clean;
@@ -92,5 +92,7 @@ describe("kill -9 and resume", () => {
     expect(missing, context).toEqual([]);
     // The test tested something: runs were cut short.
     expect(killed, context).toBeGreaterThanOrEqual(5);
-  });
+    // Eight dts-run processes, one after another: about 12 s on an idle 2-core machine, 47 s
+    // and once past 60 s at load 15 (other suites running beside it).
+  }, 180_000);
 });

@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decodeEvent } from "../../src/model/json.js";
-import { requireBuild, runCli, sleep, startCli, tempFolder } from "./cli-process.js";
+import { requireBuild, runDtsRun, sleep, startDtsRun, tempFolder, waitFor } from "../cli-process.js";
 
 const PIPELINE = `
 pipeline lock_e2e
@@ -52,12 +52,12 @@ describe("one dts-run per pipeline", () => {
 
   it("refuses a second run while the first runs, and leaves the first alone", async () => {
     const { folder, lock } = setUp("lock");
-    const first = startCli(["p.dts"], { cwd: folder });
+    const first = startDtsRun(["p.dts"], { cwd: folder });
     await first.stderrContains("source started");
     expect(JSON.parse(readFileSync(lock, "utf8"))).toMatchObject({ pid: first.child.pid, hostname: hostname() });
 
     const startedAt = performance.now();
-    const second = await runCli(["p.dts"], { cwd: folder });
+    const second = await runDtsRun(["p.dts"], { cwd: folder });
     expect(performance.now() - startedAt, "refused at start, not after a while").toBeLessThan(10_000);
     expect(second.code, second.stderr).toBe(1);
     expect(second.stderr).toContain(
@@ -80,9 +80,11 @@ describe("one dts-run per pipeline", () => {
     expect(seqs).toEqual(inOrder(seqs));
     expect(savedPosition(folder)).toBe(seqs.at(-1));
 
-    const third = startCli(["p.dts"], { cwd: folder });
+    const third = startDtsRun(["p.dts"], { cwd: folder });
     await third.stderrContains("source started");
-    await sleep(300);
+    // Until it has written something: a fixed wait lost the race on a loaded machine.
+    const lines = (): number => readFileSync(join(folder, "out.jsonl"), "utf8").split("\n").length - 1;
+    await waitFor("the resumed run to write", () => lines() > seqs.length, 30_000, 50);
     third.child.kill("SIGTERM");
     const thirdDone = await third.done;
     expect(thirdDone.code, thirdDone.stderr).toBe(0);
@@ -95,7 +97,7 @@ describe("one dts-run per pipeline", () => {
 
   it("takes over the lock of a run killed with SIGKILL", async () => {
     const { folder, lock } = setUp("lock-killed");
-    const first = startCli(["p.dts"], { cwd: folder });
+    const first = startDtsRun(["p.dts"], { cwd: folder });
     await first.stderrContains("source started");
     await sleep(200);
     first.child.kill("SIGKILL");
@@ -103,7 +105,7 @@ describe("one dts-run per pipeline", () => {
     expect(killed.signal).toBe("SIGKILL");
     expect(JSON.parse(readFileSync(lock, "utf8")).pid, "a killed run cannot remove its lock").toBe(first.child.pid);
 
-    const next = startCli(["p.dts"], { cwd: folder });
+    const next = startDtsRun(["p.dts"], { cwd: folder });
     await next.stderrContains("source started");
     next.child.kill("SIGTERM");
     const done = await next.done;

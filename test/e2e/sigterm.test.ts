@@ -5,11 +5,11 @@
  *
  * Needs the build (`npm test` builds first; see cli-process.ts).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decodeEvent } from "../../src/model/json.js";
-import { requireBuild, sleep, startCli, tempFolder } from "./cli-process.js";
+import { requireBuild, startDtsRun, tempFolder, waitFor } from "../cli-process.js";
 
 const PIPELINE = `
 source shop = datagen {
@@ -23,10 +23,13 @@ sink out = jsonl { path: "out.jsonl" }
 flow shop -> out
 `;
 
-async function runUntilTerminated(folder: string, afterMs: number) {
-  const run = startCli(["p.dts"], { cwd: folder });
+/** Runs until out.jsonl holds more than `lines` lines, then sends SIGTERM. */
+async function runUntilTerminated(folder: string, lines: number) {
+  const run = startDtsRun(["p.dts"], { cwd: folder });
   await run.stderrContains("source started");
-  await sleep(afterMs);
+  // Waiting for output, not a fixed time: on a loaded machine a run may write nothing for a while.
+  const written = (): number => (existsSync(join(folder, "out.jsonl")) ? readFileSync(join(folder, "out.jsonl"), "utf8").split("\n").length - 1 : 0);
+  await waitFor(`more than ${lines} lines in out.jsonl`, () => run.child.exitCode !== null || written() > lines, 60_000, 50);
   run.child.kill("SIGTERM");
   return run.done;
 }
@@ -59,7 +62,7 @@ describe("SIGTERM", () => {
     // Drained: everything written is covered by the checkpoint, and nothing beyond it.
     expect(checkpoint).toBe(firstSeqs.at(-1));
 
-    const second = await runUntilTerminated(folder, 500);
+    const second = await runUntilTerminated(folder, firstSeqs.length);
     expect(second.code, second.stderr).toBe(0);
     const seqs = writtenSeqs(folder);
     expect(seqs[firstSeqs.length], "the restart begins right after the checkpoint").toBe(checkpoint + 1);

@@ -80,21 +80,3 @@ describe("golden errors", () => {
     expect(orphans(folder, ".errors.txt", (base) => existsSync(path.join(folder, `${base}.dts`))), "delete these or restore their .dts").toEqual([]);
   });
 });
-
-describe("the shared examples", () => {
-  const shared = path.resolve(root, "../shared/examples");
-  it("are all copied into pipelines/ unchanged", () => {
-    expect(existsSync(shared), `${shared} must exist beside the checkout`).toBe(true);
-    for (const name of list(shared, ".dts")) {
-      const copy = path.join(root, "pipelines", name.replace(/^\d\d-/, ""));
-      expect(readFileSync(copy, "utf8"), `${copy} differs from ${name}`).toBe(readFileSync(path.join(shared, name), "utf8"));
-    }
-  });
-  for (const name of existsSync(shared) ? list(shared, ".dts") : []) {
-    it(`${name} checks and plans`, () => {
-      const result = compileIn(shared, name);
-      expect(result.rendered).toBe("");
-      expect(result.plan).toBeDefined();
-    });
-  }
-});

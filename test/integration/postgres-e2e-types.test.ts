@@ -5,7 +5,8 @@
  * nested arrays, quoting) and NULL, read by the snapshot and by the stream.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { copyPipeline, requireBuild, runDts, runDtsRun, unique } from "./postgres-e2e-helpers.js";
+import { requireBuild, runDts, runDtsRun } from "../cli-process.js";
+import { copyPipeline, unique } from "./postgres-e2e-helpers.js";
 import { createDatabase, type TestDatabase } from "./postgres-sink-helpers.js";
 import { typesRows, typesSchema } from "./types-fixture.js";
 
@@ -45,11 +46,11 @@ describe("every type, PostgreSQL to PostgreSQL", () => {
 
   it("copies every value exactly, from the snapshot and from the stream", async () => {
     const env = { PRIMARY_URL: primary.url, STANDBY_URL: standby.url };
-    const snapshot = await runDtsRun(pipeline.file, env, ["--until-caught-up"]);
+    const snapshot = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(snapshot.code, snapshot.stderr.slice(-3000)).toBe(0);
     await primary.sql(typesRows(10));
     await primary.sql("UPDATE types SET c_text = c_text || '!', a_nested = '{{5,6},{7,8}}' WHERE id IN (1, 12)");
-    const stream = await runDtsRun(pipeline.file, env, ["--until-caught-up"]);
+    const stream = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(stream.code, stream.stderr.slice(-3000)).toBe(0);
 
     const original = await printed(primary);
@@ -57,7 +58,7 @@ describe("every type, PostgreSQL to PostgreSQL", () => {
     expect(copy).toHaveLength(6);
     for (let i = 0; i < original.length; i++) expect(copy[i], `row ${String(original[i]!.id)}`).toEqual(original[i]);
 
-    const verify = await runDts(["verify", pipeline.file], env);
+    const verify = await runDts(["verify", pipeline.file], { env });
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
   });
 });
@@ -92,13 +93,13 @@ describe("awkward text keys, read in many chunks", () => {
 
   it("copies every row exactly", async () => {
     const env = { PRIMARY_URL: primary.url, STANDBY_URL: standby.url };
-    const run = await runDtsRun(pipeline.file, env, ["--until-caught-up"]);
+    const run = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(run.code, run.stderr.slice(-3000)).toBe(0);
     const rows = (db: TestDatabase) => db.sql("SELECT k, v, n::text AS n FROM awkward ORDER BY k COLLATE \"C\"");
     const original = await rows(primary);
     expect(original).toHaveLength(12);
     expect(await rows(standby)).toEqual(original);
-    const verify = await runDts(["verify", pipeline.file], env);
+    const verify = await runDts(["verify", pipeline.file], { env });
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
   });
 });

@@ -7,7 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
-import { copyPipeline, requireBuild, runDts, runDtsRun, startDtsRun, unique, waitFor, type Running } from "./postgres-e2e-helpers.js";
+import { requireBuild, runDts, runDtsRun, startDtsRun, waitFor, type Running } from "../cli-process.js";
+import { copyPipeline, unique } from "./postgres-e2e-helpers.js";
 import { createDatabase, type TestDatabase } from "./postgres-sink-helpers.js";
 
 beforeAll(() => requireBuild());
@@ -113,7 +114,7 @@ describe("disaster recovery (pipelines/disaster-recovery.dts)", () => {
 
   afterAll(async () => {
     running?.child.kill("SIGKILL");
-    await running?.finished;
+    await running?.done;
     await primary?.drop();
     await standby?.drop();
     await pipeline?.remove();
@@ -121,7 +122,7 @@ describe("disaster recovery (pipelines/disaster-recovery.dts)", () => {
 
   it("copies the tables, streams 10k changes of every kind, and verify finds the copy equal", async () => {
     const env = { PRIMARY_URL: primary.url, STANDBY_URL: standby.url };
-    running = startDtsRun(pipeline.file, env);
+    running = startDtsRun([pipeline.file], { env });
     await waitFor("the snapshot to reach the standby", async () => (await count(standby, "public.order_lines")) === 8000, 30_000);
 
     const writer = await connectTo(primary.url);
@@ -131,14 +132,14 @@ describe("disaster recovery (pipelines/disaster-recovery.dts)", () => {
     expect(changes).toBeGreaterThanOrEqual(10_000);
 
     running.child.kill("SIGTERM");
-    const stopped = await running.finished;
+    const stopped = await running.done;
     running = undefined;
     expect(stopped.code, stopped.stderr.slice(-3000)).toBe(0);
 
-    const caughtUp = await runDtsRun(pipeline.file, env, ["--until-caught-up"]);
+    const caughtUp = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(caughtUp.code, caughtUp.stderr.slice(-3000)).toBe(0);
 
-    const verify = await runDts(["verify", pipeline.file], env);
+    const verify = await runDts(["verify", pipeline.file], { env });
     expect(verify.stdout).toContain("ok: 3 equal, 0 different");
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
 
@@ -154,7 +155,7 @@ describe("disaster recovery (pipelines/disaster-recovery.dts)", () => {
       )).map((row) => `${row.table_name}.${row.column_name} ${row.type}`);
     expect(await columnTypes(standby)).toEqual((await columnTypes(primary)).map((column) => column.replace(/ mood$/, " text")));
 
-    const status = await runDts(["status", pipeline.file], env);
+    const status = await runDts(["status", pipeline.file], { env });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/checkpoints in dts\.checkpoints of sink standby/);
     expect(status.stdout).toMatch(/lag\s+\d+(\.\d)? (B|kB|MB|GB), 0 s/);
@@ -189,7 +190,7 @@ describe("distributed access (pipelines/distributed-access.dts)", () => {
 
   it("copies the catalogue to three regional units, then streams changes to all three", async () => {
     const env = { CENTRAL_URL: dbs.central!.url, EU_URL: dbs.eu!.url, US_URL: dbs.us!.url, AP_URL: dbs.ap!.url };
-    const first = await runDtsRun(pipeline.file, env, ["--until-caught-up"]);
+    const first = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(first.code, first.stderr.slice(-3000)).toBe(0);
     for (const unit of ["eu", "us", "ap"]) {
       expect(await count(dbs[unit]!, "public.products")).toBe(4000);
@@ -212,9 +213,9 @@ describe("distributed access (pipelines/distributed-access.dts)", () => {
     await writer.end();
     expect(changes).toBeGreaterThanOrEqual(10_000);
 
-    const second = await runDtsRun(pipeline.file, env, ["--until-caught-up"]);
+    const second = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(second.code, second.stderr.slice(-3000)).toBe(0);
-    const verify = await runDts(["verify", pipeline.file], env);
+    const verify = await runDts(["verify", pipeline.file], { env });
     expect(verify.stdout).toContain("ok: 6 equal, 0 different");
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
   });
@@ -273,7 +274,7 @@ describe("kill -9 and resume", () => {
     const phases: string[] = [];
     try {
       for (let kill = 0; kill < 6; kill++) {
-        const run = startDtsRun(pipeline.file, env);
+        const run = startDtsRun([pipeline.file], { env });
         if (kill === 0) {
           // Tables are copied in name order: customers, order_lines, orders.
           await waitFor("the copy of order_lines to start", async () => (await count(standby, "public.order_lines")) > 0, 30_000, 20);
@@ -286,7 +287,7 @@ describe("kill -9 and resume", () => {
         // No checkpoint stored yet means the snapshot has not stored its first chunk's yet.
         const phase = (await snapshotInProgress()) !== false ? "snapshot" : "streaming";
         run.child.kill("SIGKILL");
-        const ended = await run.finished;
+        const ended = await run.done;
         expect(ended.signal, ended.stderr.slice(-2000)).toBe("SIGKILL");
         phases.push(phase);
       }
@@ -298,9 +299,9 @@ describe("kill -9 and resume", () => {
     expect(phases.slice(0, 2), phases.join(", ")).toEqual(["snapshot", "snapshot"]);
     expect(phases.slice(2), phases.join(", ")).toEqual(["streaming", "streaming", "streaming", "streaming"]);
 
-    const final = await runDtsRun(pipeline.file, env, ["--until-caught-up"]);
+    const final = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(final.code, final.stderr.slice(-3000)).toBe(0);
-    const verify = await runDts(["verify", pipeline.file], env);
+    const verify = await runDts(["verify", pipeline.file], { env });
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     expect(verify.stdout).toContain("ok: 3 equal, 0 different");
   });
@@ -325,13 +326,13 @@ describe("failures a user meets first", () => {
   });
 
   it("names the source server that does not answer, and exits non-zero", async () => {
-    const result = await runDtsRun(pipeline.file, { PRIMARY_URL: "postgres://postgres@127.0.0.1:1/shop", STANDBY_URL: standby.url }, ["--until-caught-up"], 30_000);
+    const result = await runDtsRun([pipeline.file, "--until-caught-up"], { env: { PRIMARY_URL: "postgres://postgres@127.0.0.1:1/shop", STANDBY_URL: standby.url }, timeoutMs: 30_000 });
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/127\.0\.0\.1:1\b.*(refused|ECONNREFUSED)/);
   });
 
   it("names the sink server that does not answer, and exits non-zero", async () => {
-    const result = await runDtsRun(pipeline.file, { PRIMARY_URL: primary.url, STANDBY_URL: "postgres://postgres@127.0.0.1:1/standby" }, ["--until-caught-up"], 30_000);
+    const result = await runDtsRun([pipeline.file, "--until-caught-up"], { env: { PRIMARY_URL: primary.url, STANDBY_URL: "postgres://postgres@127.0.0.1:1/standby" }, timeoutMs: 30_000 });
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/127\.0\.0\.1:1\b.*(refused|ECONNREFUSED)/);
   });
@@ -342,7 +343,7 @@ describe("failures a user meets first", () => {
       ['tables: ["public.*"]', 'tables: ["public.ordrs"]'],
     ]);
     try {
-      const result = await runDtsRun(missing.file, { PRIMARY_URL: primary.url, STANDBY_URL: standby.url }, ["--until-caught-up"], 30_000);
+      const result = await runDtsRun([missing.file, "--until-caught-up"], { env: { PRIMARY_URL: primary.url, STANDBY_URL: standby.url }, timeoutMs: 30_000 });
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain("public.ordrs does not exist");
     } finally {
@@ -357,7 +358,7 @@ describe("failures a user meets first", () => {
     ]);
     await primary.sql("INSERT INTO orders VALUES (1, 1.5)");
     try {
-      const result = await runDtsRun(noCreate.file, { PRIMARY_URL: primary.url, STANDBY_URL: standby.url }, ["--until-caught-up"], 30_000);
+      const result = await runDtsRun([noCreate.file, "--until-caught-up"], { env: { PRIMARY_URL: primary.url, STANDBY_URL: standby.url }, timeoutMs: 30_000 });
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain(`table public.orders does not exist on postgres://postgres@127.0.0.1:5432/${standby.name}`);
     } finally {

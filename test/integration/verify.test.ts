@@ -6,7 +6,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requireBuild, runDts, runDtsRun, unique } from "./postgres-e2e-helpers.js";
+import { requireBuild, runDts, runDtsRun } from "../cli-process.js";
+import { unique } from "./postgres-e2e-helpers.js";
 import { createDatabase, type TestDatabase } from "./postgres-sink-helpers.js";
 
 let source: TestDatabase;
@@ -58,7 +59,7 @@ ${flow}
 describe("dts verify", () => {
   it("finds equal copies equal (exit 0), with a table per pair", async () => {
     const file = await pipelineFile("equal", "flow src -> dst");
-    const result = await runDts(["verify", file], {});
+    const result = await runDts(["verify", file]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain("src public.items -> dst public.items");
     expect(result.stdout).toMatch(/source\s+5000\s+-?\d+\n\s+target\s+5000\s+-?\d+\n\s+equal/);
@@ -71,23 +72,23 @@ describe("dts verify", () => {
     await target.sql("INSERT INTO items (id, name) VALUES (9001, 'extra')");
     await target.sql("UPDATE pairs SET v = v + 1 WHERE a <= 30");
     const file = await pipelineFile("different", "flow src -> dst");
-    const result = await runDts(["verify", file], {});
+    const result = await runDts(["verify", file]);
     expect(result.code, result.stderr).toBe(1);
     expect(result.stdout).toMatch(/DIFFERENT: 4 differing keys\n\s+id=7\s+differs\n\s+id=42\s+missing in target\n\s+id=4000\s+differs\n\s+id=9001\s+extra in target/);
     expect(result.stdout).toMatch(/DIFFERENT: first 20 differing keys\n\s+a=1, b=x\s+differs/);
     expect(result.stdout).toContain("DIFFERENT: 0 equal, 2 different");
     await target.sql("UPDATE items SET name = 'item ' || id WHERE id IN (7, 4000); DELETE FROM items WHERE id = 9001; UPDATE pairs SET v = a / 3.0 WHERE a <= 30");
     await target.sql("INSERT INTO items SELECT * FROM (SELECT 42, 'item 42', 46.20, ARRAY['a', NULL], jsonb_build_object('k', 42), timestamptz '2024-01-01 00:00:42+00', 'c2', '10.1.0.42'::inet) AS r");
-    expect((await runDts(["verify", file], {})).code).toBe(0);
+    expect((await runDts(["verify", file])).code).toBe(0);
   });
 
   it("says which flows it cannot verify, and follows a constant route", async () => {
     const filtered = await pipelineFile("filtered", 'flow src | filter row.price > 1 -> dst');
-    const result = await runDts(["verify", filtered], {});
+    const result = await runDts(["verify", filtered]);
     expect(result.stdout).toMatch(/src -> dst: not verifiable: the flow filters rows \(filter row.price > 1\)/);
     expect(result.code).toBe(0);
     const routed = await pipelineFile("routed", 'flow src | route "public.${source.table}_copy" -> dst');
-    expect((await runDts(["verify", routed], {})).stdout).toMatch(/not verifiable: the route target depends on the event/);
+    expect((await runDts(["verify", routed])).stdout).toMatch(/not verifiable: the route target depends on the event/);
     const constant = join(dir, "constant.dts");
     await writeFile(
       constant,
@@ -97,7 +98,7 @@ sink dst = postgres { url: "${target.url}" }
 flow src | route "public.pairs" -> dst
 `,
     );
-    const mismatch = await runDts(["verify", constant], {});
+    const mismatch = await runDts(["verify", constant]);
     expect(mismatch.stdout).toContain("src public.items -> dst public.pairs");
     expect(mismatch.stdout).toContain("DIFFERENT: the target lacks columns at, code, doc, id, ip, name, price, tags");
     expect(mismatch.code).toBe(1);
@@ -105,7 +106,7 @@ flow src | route "public.pairs" -> dst
 
   it("names a server it cannot reach (exit 3)", async () => {
     const file = await pipelineFile("unreachable", "flow src -> dst", "", source.url, "postgres://postgres@127.0.0.1:1/nowhere");
-    const result = await runDts(["verify", file], {});
+    const result = await runDts(["verify", file]);
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/^dts verify: cannot connect to postgres:\/\/postgres@127\.0\.0\.1:1\/nowhere: .*ECONNREFUSED/);
   });
@@ -114,15 +115,15 @@ flow src | route "public.pairs" -> dst
 describe("dts status", () => {
   it("shows the checkpoint, the source's position and the lag", async () => {
     const file = await pipelineFile("status", "flow src -> dst");
-    const before = await runDts(["status", file], {});
+    const before = await runDts(["status", file]);
     expect(before.code, before.stderr).toBe(0);
     expect(before.stdout).toMatch(/checkpoint\s+none/);
     expect(before.stdout).toMatch(/source now\s+[0-9A-F]+\/[0-9A-F]+ \(pg_current_wal_lsn\)/);
     expect(before.stdout).toMatch(/lag\s+unknown: no checkpoint yet/);
 
-    const run = await runDtsRun(file, {}, ["--until-caught-up"]);
+    const run = await runDtsRun([file, "--until-caught-up"]);
     expect(run.code, run.stderr.slice(-2000)).toBe(0);
-    const caughtUp = await runDts(["status", file], {});
+    const caughtUp = await runDts(["status", file]);
     expect(caughtUp.stdout).toMatch(/checkpoints in .*\.dts-state/);
     expect(caughtUp.stdout).toMatch(/checkpoint\s+[0-9A-F]+\/[0-9A-F]+ \(pg-lsn\), saved /);
     expect(caughtUp.stdout).toMatch(/slot\s+dts_verify_\w+: confirmed [0-9A-F]+\/[0-9A-F]+, inactive/);
@@ -132,7 +133,7 @@ describe("dts status", () => {
     // Changes after the checkpoint, while the pipeline is stopped: lag in time from their commit.
     await source.sql("UPDATE items SET name = name || '!' WHERE id < 10");
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    const behind = await runDts(["status", file], {});
+    const behind = await runDts(["status", file]);
     expect(behind.stdout).toMatch(/lag\s+\d+(\.\d)? (B|kB|MB|GB), \d+\.\d s \(stopped; the oldest change not applied committed at /);
   });
 });
@@ -140,14 +141,14 @@ describe("dts status", () => {
 describe("dts check --live", () => {
   it("checks column names against the source's tables and warns about before images", async () => {
     const file = await pipelineFile("live", 'flow src | filter row.prise > 1 and before.name != "x" -> dst');
-    const result = await runDts(["check", "--live", file], {});
+    const result = await runDts(["check", "--live", file]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('unknown field "prise" of row (no column "prise" in public.items, public.pairs)');
     expect(result.stderr).toContain('did you mean "price"?');
     expect(result.stderr).toMatch(/warning: this flow reads before, but public\.items has REPLICA IDENTITY DEFAULT/);
     await source.sql("ALTER TABLE items REPLICA IDENTITY FULL; ALTER TABLE pairs REPLICA IDENTITY FULL");
     const fixed = await pipelineFile("live-fixed", 'flow src | filter row.price > 1 and before.name != "x" -> dst');
-    const ok = await runDts(["check", "--live", fixed], {});
+    const ok = await runDts(["check", "--live", fixed]);
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
   });
@@ -155,12 +156,12 @@ describe("dts check --live", () => {
   it("reports a missing table as an error, and an unreachable server with exit 3", async () => {
     const file = join(dir, "missing.dts");
     await writeFile(file, `pipeline p\nsource src = postgres { url: "${source.url}", tables: ["public.itemz"] }\nsink out = discard {}\nflow src -> out\n`);
-    const missing = await runDts(["check", "--live", file], {});
+    const missing = await runDts(["check", "--live", file]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/missing\.dts:2:\d+: error: source src: table public\.itemz does not exist in database \w+ at 127\.0\.0\.1:5432; did you mean public\.items\?/);
     const down = join(dir, "down.dts");
     await writeFile(down, `pipeline p\nsource src = postgres { url: "postgres://postgres@127.0.0.1:1/x", tables: ["public.items"] }\nsink out = discard {}\nflow src -> out\n`);
-    const unreachable = await runDts(["check", "--live", down], {});
+    const unreachable = await runDts(["check", "--live", down]);
     expect(unreachable.code).toBe(3);
     expect(unreachable.stderr.trim().split("\n")).toHaveLength(1);
     expect(unreachable.stderr).toMatch(/^dts check --live: source src: cannot connect to PostgreSQL at 127\.0\.0\.1:1/);

@@ -20,18 +20,13 @@ const scale = Math.max(1, Number(process.env.DTS_FUZZ_SCALE ?? 1) || 1);
 const runs = (n: number) => ({ numRuns: n * scale });
 
 function dtsFiles(folder: string): string[] {
-  try {
-    return readdirSync(folder)
-      .filter((name) => name.endsWith(".dts"))
-      .sort()
-      .map((name) => readFileSync(path.join(folder, name), "utf8"));
-  } catch {
-    return [];
-  }
+  return readdirSync(folder)
+    .filter((name) => name.endsWith(".dts"))
+    .sort()
+    .map((name) => readFileSync(path.join(folder, name), "utf8"));
 }
 
 const seeds = [
-  ...dtsFiles(path.resolve(root, "../shared/examples")),
   ...dtsFiles(path.join(root, "pipelines")),
   ...dtsFiles(path.join(root, "test/golden/plans")),
   ...dtsFiles(path.join(root, "test/golden/errors")),

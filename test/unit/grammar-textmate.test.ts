@@ -1,11 +1,11 @@
 /**
  * The editor grammar (grammar/dts.tmLanguage.json) must see a file the way the lexer does:
- * the same keywords, strings and comments, in the examples and in snippets chosen to trip
- * it. There is no Oniguruma here, so the grammar runs in a small TextMate-style scanner over
- * JavaScript regular expressions (the generator keeps its patterns to what both engines read
- * alike). The scanner follows vscode-textmate's rules: line by line, the earliest match wins,
- * a tie goes to the pattern listed first, and an open rule's `end` wins a tie with the
- * patterns inside it.
+ * the same keywords, strings and comments, in the example pipelines (pipelines/) and in
+ * snippets chosen to trip it. There is no Oniguruma here, so the grammar runs in a small
+ * TextMate-style scanner over JavaScript regular expressions (the generator keeps its patterns
+ * to what both engines read alike). The scanner follows vscode-textmate's rules: line by line,
+ * the earliest match wins, a tie goes to the pattern listed first, and an open rule's `end`
+ * wins a tie with the patterns inside it.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -31,7 +31,8 @@ import {
 
 const grammar = textmateGrammar();
 const lexer = new Lexer(allTokens as TokenType[]);
-const examplesFolder = resolve(process.cwd(), "../shared/examples");
+/** The project's example pipelines: the six jobs and the quickstart. */
+const examplesFolder = resolve(import.meta.dirname, "../../pipelines");
 
 const snippets: Record<string, string> = {
   "names that begin like keywords": [

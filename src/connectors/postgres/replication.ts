@@ -4,13 +4,11 @@
  *
  * The protocol is spoken directly on a node-postgres client opened with `replication=database`
  * (START_REPLICATION, then CopyBoth: XLogData `w` and keepalive `k` frames in, standby status
- * updates `r` out), rather than through pg-logical-replication, for one reason: flow control.
- * node-postgres emits every CopyData message as soon as it arrives, so a backlog of gigabytes
- * would be decoded into the heap at network speed while the sinks write at their own. Here each
- * frame is decoded into events on arrival into a queue, and when the queue holds
- * `queueEvents` events or `queueBytes` bytes of WAL messages, the socket itself is paused; TCP
- * then pushes back on the walsender. The heap holds at most the queue plus one socket read.
- * While paused we still send status updates on a timer: the server measures
+ * updates `r` out), for flow control (why no library: docs/performance.md, "The change stream
+ * reads at the sinks' pace"). Each frame is decoded into events on arrival into a queue, and
+ * when the queue holds `queueEvents` events or `queueBytes` bytes of WAL messages, the socket
+ * itself is paused; TCP then pushes back on the walsender. The heap holds at most the queue plus
+ * one socket read. While paused we still send status updates on a timer: the server measures
  * `wal_sender_timeout` from our last message, not from its last read.
  *
  * Positions. Every event of a transaction carries the transaction's commit LSN (the LSN of its
