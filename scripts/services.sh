@@ -376,6 +376,8 @@ main() {
   setup_rabbitmq
   setup_mosquitto
   setup_nats
+  # Kafka: a KRaft broker from Maven Central's jars, all its logic in scripts/kafka.sh.
+  bash "$(dirname "${BASH_SOURCE[0]}")/kafka.sh" start || FAILURES+=(kafka)
 
   if ((${#FAILURES[@]} > 0)); then
     echo "services.sh: not ready: ${FAILURES[*]}" >&2
