@@ -6,7 +6,11 @@
  * changed the key both (delete the old key, upsert the new row). Updates and deletes with a value
  * no column can hold are rejected here, without a round trip, as their keys are encoded
  * (encode.ts) at once; inserts and snapshot rows are encoded while they stream to the server, so
- * that the work overlaps the server's. A row with a column the table lacks is rejected here too.
+ * that the work overlaps the server's. A source table's ALTER TABLE (`SinkBatch.schemaChanges`)
+ * is applied to its target table first, and a row with a column the table lacks adds the column
+ * (both with create_tables; without it they stop the pipeline with the statements to run: see
+ * schema-sync.ts). DDL runs on its own, committed at once, except inside a source transaction
+ * larger than one write, where it joins the open transaction (and is forgotten if that is lost).
  *
  * Absent is not null (see SinkWriter): an update without some of the source table's columns
  * (PostgreSQL's unchanged TOASTed values) never writes NULL in their place. Inside the write's
@@ -63,6 +67,8 @@ import {
   type SinkBatch,
   type SinkContext,
   type SinkEvent,
+  type SchemaChange,
+  type SinkSchemaChange,
   type SinkWriter,
   type TableSchema,
 } from "../../runtime/contracts.js";
@@ -93,6 +99,7 @@ import {
   type ColumnSet,
 } from "./actions.js";
 import { planAbsent, type AbsentRejection, type FoundRows, type RowRequest } from "./absent.js";
+import { planSync, syncStatements, type ColumnSync } from "./schema-sync.js";
 
 export type UpsertMethod = "unnest" | "copy";
 
@@ -164,7 +171,7 @@ export class PostgresSink implements SinkWriter {
    * of the target counts as the source's. A column of the source an update lacks is absent.
    */
   private readonly sourceColumns = new Map<string, ReadonlySet<string> | null>();
-  private readonly absentCache = new WeakMap<ColumnSet, { readonly source: ReadonlySet<string> | null; readonly absent: readonly string[] }>();
+  private absentCache = new WeakMap<ColumnSet, { readonly source: ReadonlySet<string> | null; readonly absent: readonly string[] }>();
   private readonly absentOf = (set: ColumnSet): readonly string[] => {
     const table = set.table;
     if (set.names.length === table.columns.size) return NO_NAMES;
@@ -231,7 +238,8 @@ export class PostgresSink implements SinkWriter {
     }
     const continuing = transaction?.continues === true && this.open !== undefined;
     const bulk = batch.bulk !== undefined && batch.bulk.count > 0 ? batch.bulk : undefined;
-    if (bulk === undefined && batch.events.length === 0 && batch.checkpoints === undefined) {
+    const schemaChanges = batch.schemaChanges ?? [];
+    if (bulk === undefined && batch.events.length === 0 && batch.checkpoints === undefined && schemaChanges.length === 0) {
       if (continuing && transaction?.open === false) await this.commitOpen();
       return [];
     }
@@ -247,6 +255,8 @@ export class PostgresSink implements SinkWriter {
     const ending: WriteEnd = { keepOpen, ordering };
     try {
       let rejections: readonly Rejection[] = [];
+      // Before the events: the tables take the source's new columns first.
+      for (const change of schemaChanges) await this.applySchemaChange(session, change, continuing);
       if (bulk === undefined || !(await this.writeBulk(session, batch, bulk, continuing, ending))) {
         rejections = await this.writeEvents(session, batch, continuing, ending);
       }
@@ -263,6 +273,7 @@ export class PostgresSink implements SinkWriter {
         if (transaction !== undefined) this.lost.add(transaction.source);
         this.open = undefined;
       }
+      this.forgetAltered(session);
       throw error;
     } finally {
       if (this.open?.session !== session) this.free.push(session);
@@ -276,6 +287,7 @@ export class PostgresSink implements SinkWriter {
     this.open = undefined;
     try {
       await open.session.client!.query("COMMIT");
+      open.session.altered.clear();
     } catch (error) {
       this.lost.add(open.source);
       throw this.failure(error, `committing ${open.events} changes of a transaction of source ${open.source}`, open.session);
@@ -312,7 +324,10 @@ export class PostgresSink implements SinkWriter {
       return;
     }
     if (batch.checkpoints !== undefined && storeOwn) await this.checkpoints.saveWithin(client, batch.checkpoints);
-    if (!ending.keepOpen) await client.query("COMMIT");
+    if (!ending.keepOpen) {
+      await client.query("COMMIT");
+      session.altered.clear();
+    }
   }
 
   /**
@@ -352,7 +367,7 @@ export class PostgresSink implements SinkWriter {
     const rejections: Rejection[] = [];
     let actions: Action[][];
     try {
-      actions = await this.plan(session, batch.events, rejections);
+      actions = await this.plan(session, batch.events, rejections, continuing);
     } catch (error) {
       throw this.failure(error, "preparing a write", session);
     }
@@ -386,6 +401,8 @@ export class PostgresSink implements SinkWriter {
 
   private async connection(session: Session): Promise<pg.Client> {
     if (session.client !== undefined) return session.client;
+    // What the lost connection's open transaction altered is gone with it.
+    this.forgetAltered(session);
     const client = await connect(this.options.url, `dts sink ${this.options.name}`);
     client.on("error", () => session.forget(client));
     client.on("end", () => session.forget(client));
@@ -396,6 +413,7 @@ export class PostgresSink implements SinkWriter {
   /** Turns an error into a ConnectorError; after a connection error, drops the session. */
   private failure(error: unknown, doing: string, session: Session): ConnectorError {
     const converted = connectorError(error, this.server, `sink ${this.options.name}: ${doing}`);
+    this.forgetAltered(session);
     const client = session.client;
     if (client !== undefined) {
       if (converted.retriable) {
@@ -412,21 +430,214 @@ export class PostgresSink implements SinkWriter {
 
   // ------------------------------------------------------------------ planning
 
-  /** Every event's actions, by event; events that cannot be applied are rejected here. */
-  private async plan(session: Session, events: readonly SinkEvent[], rejections: Rejection[]): Promise<Action[][]> {
-    const byEvent: Action[][] = [];
-    for (let index = 0; index < events.length; index++) {
-      const sinkEvent = events[index]!;
-      const table = this.tables.get(sinkEvent.target) ?? (await this.resolveOnce(session, sinkEvent.target, () => events));
-      if (sinkEvent.event.op === "update" && !this.sourceColumns.has(table.display)) await this.learnSourceColumns(table, sinkEvent.event);
-      try {
-        byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets, this.absentOf));
-      } catch (error) {
-        if (!(error instanceof EncodeError)) throw error;
-        rejections.push({ index, reason: `${table.display}: ${error.message}` });
+  /**
+   * Every event's actions, by event; events that cannot be applied are rejected here. Rows with
+   * columns their table lacks add those columns first (create_tables), and are planned again.
+   */
+  private async plan(session: Session, events: readonly SinkEvent[], rejections: Rejection[], inTransaction: boolean): Promise<Action[][]> {
+    for (let attempt = 0; ; attempt++) {
+      const byEvent: Action[][] = [];
+      const refused: Rejection[] = [];
+      const unknown = new Map<TargetTable, { columns: Set<string>; events: SinkEvent[] }>();
+      for (let index = 0; index < events.length; index++) {
+        const sinkEvent = events[index]!;
+        const table = this.tables.get(sinkEvent.target) ?? (await this.resolveOnce(session, sinkEvent.target, () => events));
+        if (sinkEvent.event.op === "update" && !this.sourceColumns.has(table.display)) await this.learnSourceColumns(table, sinkEvent.event);
+        try {
+          byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets, this.absentOf));
+        } catch (error) {
+          if (error instanceof UnknownColumnError && attempt === 0) {
+            const known = unknown.get(table) ?? { columns: new Set<string>(), events: [] };
+            for (const name of Object.keys(sinkEvent.event.after ?? {})) if (!table.columns.has(name)) known.columns.add(name);
+            known.events.push(sinkEvent);
+            unknown.set(table, known);
+            continue;
+          }
+          if (!(error instanceof EncodeError)) throw error;
+          refused.push({ index, reason: `${table.display}: ${error.message}` });
+        }
+      }
+      if (unknown.size === 0) {
+        rejections.push(...refused);
+        return byEvent;
+      }
+      for (const [table, { columns, events: carrying }] of unknown) await this.addColumns(session, table, [...columns], carrying, inTransaction);
+    }
+  }
+
+  /**
+   * Columns rows carry and their target table lacks, announced by no schema change (a flow that
+   * maps or routes, a column added while the pipeline was stopped): added with the source's type
+   * (or one inferred from the values) with create_tables; without it, an error with the statement.
+   */
+  private async addColumns(session: Session, table: TargetTable, columns: readonly string[], events: readonly SinkEvent[], inTransaction: boolean): Promise<void> {
+    const client = await this.connection(session);
+    const described = await this.options.describeSource?.(events[0]!.event).catch(() => undefined);
+    const declared = described === undefined ? new Map<string, string>() : new Map((await definitionsFromSchema(client, described)).map((c) => [c.name, c.type]));
+    const steps: ColumnSync[] = columns.map((column) => ({
+      kind: "add",
+      column,
+      type: declared.get(column) ?? inferType(events.map((e) => e.event.after?.[column] ?? null)),
+    }));
+    const source = sourceNameOf(events[0]!.event);
+    const statements = syncStatements(table, steps);
+    if (!this.options.createTables) {
+      throw new ConnectorError(
+        `sink ${this.options.name}: target table ${table.display} has no ${columns.length === 1 ? "column" : "columns"} ${columns.join(", ")}, which rows of ` +
+          `${source} carry (added to the source since, or made by a step); with create_tables: false the sink changes no table: run ` +
+          `${statements.map((statement) => `${statement};`).join(" ")} and start the pipeline again, or set create_tables: true`,
+        false,
+      );
+    }
+    await this.alter(session, table, statements, inTransaction);
+    if (described !== undefined) this.sourceColumns.set(table.display, new Set(described.columns.map((column) => column.name)));
+    this.options.log.info("added columns to a target table for the rows that carry them", {
+      table: table.display,
+      columns: steps.map((step) => `${step.column} ${step.kind === "add" ? step.type : ""}`).join(", "),
+      types_from: described !== undefined ? "source" : "values",
+    });
+  }
+
+  /** Runs DDL on a target table and reloads it; in an open transaction, remembered until it commits. */
+  private async alter(session: Session, table: TargetTable, statements: readonly string[], inTransaction: boolean): Promise<TargetTable> {
+    const client = await this.connection(session);
+    for (const statement of statements) await client.query(statement);
+    const reloaded = await loadTable(client, table.schema, table.table);
+    if (reloaded === undefined) throw new ConnectorError(`sink ${this.options.name}: table ${table.display} vanished while it was altered`, false);
+    for (const [target, cached] of this.tables) {
+      if (cached === table || cached.display === table.display) {
+        this.tables.set(target, reloaded);
+        if (inTransaction) session.altered.add(target);
       }
     }
-    return byEvent;
+    this.absentCache = new WeakMap();
+    return reloaded;
+  }
+
+  /** Tables altered in a transaction that is lost: loaded again from the catalog when next met. */
+  private forgetAltered(session: Session): void {
+    for (const target of session.altered) this.tables.delete(target);
+    session.altered.clear();
+  }
+
+  /**
+   * A source table's ALTER TABLE, applied to its target table before the batch's events
+   * (schema-sync.ts): columns added and widened (create_tables), refused where the target
+   * cannot follow, warned of where the target keeps what the source dropped or renamed.
+   */
+  private async applySchemaChange(session: Session, { change, target }: SinkSchemaChange, inTransaction: boolean): Promise<void> {
+    const client = await this.connection(session);
+    const doing = `applying a change of source table ${change.table} to ${target}`;
+    try {
+      const { schema, table } = parseTarget(target);
+      if (change.renamedFrom !== undefined) this.warnRenamed(change.renamedFrom, change.table, target);
+      // As the catalog has it now: the cached one may predate another session's DDL.
+      let found = await loadTable(client, schema, table);
+      if (found === undefined) {
+        if (!this.options.createTables) {
+          const renamed = change.renamedFrom === undefined ? "" : `; source table ${change.renamedFrom} was renamed to ${change.table}: rename the target table to match (ALTER TABLE ${change.renamedFrom} RENAME TO ${quoteIdent(table)})`;
+          throw new ConnectorError(`sink ${this.options.name}: table ${schema}.${table} does not exist on ${this.server}${renamed}; create it, or set create_tables: true`, false);
+        }
+        const columns = await definitionsFromSchema(client, change.schema);
+        for (const statement of createTableStatements(schema, table, columns, change.schema.primaryKey)) await client.query(statement);
+        this.options.log.info("created table", { table: `${schema}.${table}`, columns: columns.map((c) => `${c.name} ${c.type}`).join(", "), primary_key: change.schema.primaryKey.join(", "), types_from: "source" });
+        found = await loadTable(client, schema, table);
+        if (found === undefined) throw new ConnectorError(`sink ${this.options.name}: table ${schema}.${table} vanished after it was created`, false);
+        this.tables.set(target, found);
+        if (inTransaction) session.altered.add(target);
+      } else {
+        this.tables.set(target, found);
+        const types = new Map((await definitionsFromSchema(client, change.schema)).map((c) => [c.name, c.type]));
+        const steps = planSync(found, change, types);
+        this.refuse(change, found, steps);
+        const statements = syncStatements(found, steps);
+        if (statements.length > 0 && !this.options.createTables) {
+          throw new ConnectorError(
+            `sink ${this.options.name}: source table ${change.table} changed (${describeSteps(steps)}) and target table ${found.display} must follow ` +
+              `before the rows that need it; with create_tables: false the sink changes no table: run ${statements.map((statement) => `${statement};`).join(" ")} ` +
+              `and start the pipeline again, or set create_tables: true`,
+            false,
+          );
+        }
+        if (statements.length > 0) await this.alter(session, found, statements, inTransaction);
+        this.reportSteps(change, found, steps);
+      }
+      this.sourceColumns.set(`${schema}.${table}`, new Set(change.schema.columns.map((column) => column.name)));
+      this.absentCache = new WeakMap();
+    } catch (error) {
+      throw this.failure(error, doing, session);
+    }
+  }
+
+  /** A narrowing or other type change the target cannot follow: an error naming both types and what to run. */
+  private refuse(change: SchemaChange, table: TargetTable, steps: readonly ColumnSync[]): void {
+    const refused = steps.flatMap((step) => (step.kind === "refuse" ? [step] : []));
+    if (refused.length === 0) return;
+    const said = refused.map((step) => {
+      const before = change.columns.find((c) => c.kind === "retyped" && c.column === step.column);
+      const from = before?.kind === "retyped" ? before.from : step.from;
+      return (
+        `column ${step.column} went from ${from} to ${step.to} in source table ${change.table}, and target table ${table.display} has ${step.from}, ` +
+        `${step.narrowing ? "a wider type: a narrowing ALTER rewrites the source's rows (numeric and time values may be rounded) and no change event carries them" : "which does not hold every value of the new type"}`
+      );
+    });
+    const statements = refused.map((step) => `ALTER TABLE ${table.sql} ALTER COLUMN ${quoteIdent(step.column)} TYPE ${step.to} USING ${quoteIdent(step.column)}::${step.to};`);
+    throw new ConnectorError(
+      `sink ${this.options.name}: ${said.join("; ")}. The sink changes a column's type only to a wider one; bring the target in line (${statements.join(" ")}) ` +
+        `and start the pipeline again`,
+      false,
+    );
+  }
+
+  private reportSteps(change: SchemaChange, table: TargetTable, steps: readonly ColumnSync[]): void {
+    for (const step of steps) {
+      switch (step.kind) {
+        case "add":
+          if (step.existing === "computed") {
+            this.options.log.warn(
+              `column ${step.column} was added to source table ${change.table} with a DEFAULT the server computed for each existing row (or that the ` +
+                `catalog no longer shows), which no change event carries: in target table ${table.display} those rows have NULL in ${step.column}; ` +
+                `copy the table again to fill them`,
+              { table: table.display, column: step.column },
+            );
+          } else {
+            this.options.log.info("added a column to a target table, as its source table did", {
+              table: table.display,
+              column: `${step.column} ${step.type}`,
+              ...(step.existing !== undefined ? { existing_rows: step.existing.value } : {}),
+            });
+          }
+          break;
+        case "widen":
+          this.options.log.info("widened a column of a target table, as its source table did", { table: table.display, column: step.column, from: step.from, to: step.to });
+          break;
+        case "keep": {
+          const added = steps.filter((s) => s.kind === "add").map((s) => s.column);
+          this.options.log.warn(
+            `column ${step.column} was dropped from source table ${change.table} (or renamed: pgoutput cannot tell a rename from a drop and an add); ` +
+              `target table ${table.display} keeps it and its values, and rows written from now on have NULL there` +
+              (added.length > 0 ? `. If it was renamed to ${added.join(" or ")}, the rows not changed since have their value only in ${step.column}: copy the table again to move them` : ""),
+            { table: table.display, column: step.column },
+          );
+          break;
+        }
+        case "refuse":
+          break;
+        default: {
+          const unreachable: never = step;
+          void unreachable;
+        }
+      }
+    }
+  }
+
+  private warnRenamed(from: string, to: string, target: string): void {
+    this.options.log.warn(
+      `source table ${from} was renamed to ${to}: its changes go to target table ${target} from now on, and target table ${from} is stale ` +
+        `(it keeps the rows as they were). To have every row in ${target}, restart the pipeline with ${to} in its tables (a table new to the ` +
+        `pipeline is copied first), then drop ${from} in the target`,
+      { table: to, renamed_from: from, stale_target: from },
+    );
   }
 
   /** Which of the target's columns its source table has: an update lacking one of them lacks a value. */
@@ -755,6 +966,8 @@ class Session {
   readonly staging = new Map<string, string>();
   /** Staging tables filled in the current transaction. */
   readonly stagedInTransaction = new Set<string>();
+  /** Targets whose tables were altered (or created) inside the open transaction: forgotten if it is lost. */
+  readonly altered = new Set<string>();
 
   /** The connection is gone, and what lived in its session (staging tables) with it. */
   forget(client?: pg.Client): void {
@@ -774,6 +987,18 @@ function updatedAll(table: TargetTable, count: number | null, expected: number):
   throw new ConnectorError(`${table.display}: ${expected - (count ?? 0)} of ${expected} rows to update were no longer there (changed by another writer?)`, true);
 }
 
+/** `schema.table` (or `db.table`) of the event's source table. */
+function sourceNameOf(event: ChangeEvent): string {
+  return `${event.source.schema || event.source.db}.${event.source.table}`;
+}
+
+/** `added c integer, n integer -> bigint`: what a change asks of the target, for a message. */
+function describeSteps(steps: readonly ColumnSync[]): string {
+  return steps
+    .flatMap((step) => (step.kind === "add" ? [`added ${step.column} ${step.type}`] : step.kind === "widen" ? [`${step.column} ${step.from} -> ${step.to}`] : []))
+    .join(", ");
+}
+
 /**
  * An update rejected because it lacks some of the source's columns and the target has no row to
  * take them from: which columns, why they are missing, and how to make the source send them.
@@ -785,7 +1010,7 @@ function absentReason(event: ChangeEvent, rejection: AbsentRejection): string {
   const own = keyOf(keyTextsOf(action));
   const them = absent.length === 1 ? "it" : "them";
   const rows = looked.length === 0 ? "the row it replaces was deleted before it" : `the target has no row ${looked.map(keyOf).join(" or ")} to take ${them} from`;
-  const source = `${event.source.schema || event.source.db}.${event.source.table}`;
+  const source = sourceNameOf(event);
   return (
     `${table.display} (${own}): the update has no value for ${absent.length === 1 ? "column" : "columns"} ${absent.join(", ")} ` +
     `(unchanged, so left out of the change: PostgreSQL does so with large TOASTed values) and ${rows}; ` +

@@ -85,6 +85,10 @@ export class PostgresSource implements SourceReader {
   private stream: ReplicationStream | undefined;
   private plan: Plan | undefined;
   private tables = new Map<string, TableDescription>();
+  /** The WAL position just after `tables` were described (relation-schemas.ts). */
+  private describedAt = 0n;
+  /** Tables whose definition changed since start, as the stream last saw them, by their name now. */
+  private readonly changedSchemas = new Map<string, TableSchema>();
   private database = "";
   private acknowledged = 0n;
 
@@ -146,6 +150,8 @@ export class PostgresSource implements SourceReader {
       start: plan.streamFrom,
       acknowledged: this.acknowledged > plan.streamFrom ? this.acknowledged : plan.streamFrom,
       tables: this.tables,
+      describedAt: this.describedAt,
+      onSchemaChange: (change) => this.changedSchemas.set(change.table, change.schema),
       checkpointState: { tables: [...this.tables.keys()] },
       types: this.types,
       catalog: (sql, params) => this.catalogQuery(sql, params),
@@ -182,6 +188,8 @@ export class PostgresSource implements SourceReader {
 
   /** A captured table as the server declares it (generated columns left out: they are never sent). */
   async describe(table: { readonly schema: string; readonly table: string }): Promise<TableSchema | undefined> {
+    const changed = this.changedSchemas.get(`${table.schema}.${table.table}`);
+    if (changed !== undefined) return changed;
     const found = this.tables.get(`${table.schema}.${table.table}`);
     if (found === undefined) return undefined;
     return {
@@ -233,6 +241,9 @@ export class PostgresSource implements SourceReader {
     const tables = await resolveTables(query, settings.tables, this.address, this.types);
     this.tables = new Map(tables.map((table) => [table.qualifiedName, table]));
     this.checkTables(tables, streaming);
+    if (streaming) {
+      this.describedAt = lsnToBigInt(String((await query("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn));
+    }
 
     const resumeState = snapshotStateOf(context.resume);
     if (!streaming) {

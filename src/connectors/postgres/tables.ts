@@ -26,6 +26,8 @@ export interface ColumnDescription {
   /** The type as PostgreSQL writes it: `integer`, `numeric(10,2)`, `character varying(20)`, `text[]`, `public.mood`. */
   readonly type: string;
   readonly typeOid: number;
+  /** The type's modifier (`atttypmod`: a length, a precision), -1 when none: with the OID, what a Relation message says of a column. */
+  readonly typeModifier: number;
   /** What the value is in dts (see decode.ts). */
   readonly staticType: StaticType;
   readonly nullable: boolean;
@@ -182,7 +184,7 @@ async function describe(query: Query, tables: readonly Record<string, unknown>[]
   try {
     columns = (
       await query(
-        `SELECT a.attrelid::int8 AS rel, a.attname AS name, a.atttypid::int4 AS type_oid,
+        `SELECT a.attrelid::int8 AS rel, a.attname AS name, a.atttypid::int4 AS type_oid, a.atttypmod AS type_modifier,
                 format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable, a.attgenerated::text AS generated
            FROM pg_catalog.pg_attribute a
           WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
@@ -213,6 +215,7 @@ async function describe(query: Query, tables: readonly Record<string, unknown>[]
         name: String(row.name),
         type: String(row.type),
         typeOid: Number(row.type_oid),
+        typeModifier: Number(row.type_modifier),
         staticType: types.column(Number(row.type_oid)).staticType,
         nullable: row.nullable === true,
         generated: String(row.generated ?? "") !== "",
