@@ -25,7 +25,8 @@
  * heartbeat), tables that do not exist, tables without a key, REPLICA IDENTITY NOTHING (with
  * such a table in a publication the server rejects its UPDATEs and DELETEs: we will not do that
  * to an application), and a slot in use. REPLICA IDENTITY DEFAULT is a warning: updates then
- * carry no `before` and deletes only the key.
+ * carry no `before` and deletes only the key. So is `max_slot_wal_keep_size = -1` (the default):
+ * the slot then keeps WAL without bound while the pipeline is stopped.
  */
 import type pg from "pg";
 import {
@@ -243,6 +244,15 @@ export class PostgresSource implements SourceReader {
     this.checkTables(tables, streaming);
     if (streaming) {
       this.describedAt = lsnToBigInt(String((await query("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn));
+      if (server.maxSlotWalKeepSize === "-1") {
+        log.warn(
+          `${where} has max_slot_wal_keep_size = -1: while this pipeline is stopped or behind, its replication slot ${settings.slot} keeps ` +
+            `every WAL file written since its position, without bound, until the server's disk is full. Bound it: ALTER SYSTEM SET ` +
+            `max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (a slot that falls further behind is then invalidated: the pipeline ` +
+            `stops, and must copy its tables again). When the pipeline is retired, remove its slot: dts drop <pipeline file>, or SELECT pg_drop_replication_slot('${settings.slot}')`,
+          { slot: settings.slot },
+        );
+      }
     }
 
     const resumeState = snapshotStateOf(context.resume);

@@ -60,8 +60,9 @@ A position is a WAL position (LSN): every event of a transaction carries its com
 checkpoint is the LSN just after a commit. The slot's confirmed position moves only at
 transaction boundaries, after every sink has made the transaction durable. Delivery is
 at-least-once: changes after the last checkpoint may be sent again. The slot keeps WAL on the
-server while the pipeline is stopped; drop it (\`pg_drop_replication_slot\`) when the pipeline is
-retired. The source writes small logical messages (\`pg_logical_emit_message\`, prefix
+server while the pipeline is stopped, without bound when the server's \`max_slot_wal_keep_size\`
+is -1 (the default; a warning at start says so, and how to bound it); drop it (\`dts drop\`, or
+\`pg_drop_replication_slot\`) when the pipeline is retired. The source writes small logical messages (\`pg_logical_emit_message\`, prefix
 \`dts_heartbeat\`) to learn when it has caught up, and as a heartbeat when the captured tables
 have been quiet for \`heartbeat_seconds\`, so that the slot moves and WAL does not pile up.
 A server that refuses the connection on a first run stops the pipeline at once; once the

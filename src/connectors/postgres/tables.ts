@@ -78,6 +78,8 @@ export interface ServerDescription {
   /** The user may open replication connections (REPLICATION attribute or superuser). */
   readonly replication: boolean;
   readonly maxReplicationSlots: number;
+  /** `max_slot_wal_keep_size` as the server prints it (`-1`: a slot keeps WAL without bound); null before PostgreSQL 13. */
+  readonly maxSlotWalKeepSize: string | null;
 }
 
 export async function describeServer(url: string): Promise<ServerDescription> {
@@ -94,7 +96,8 @@ export async function readServer(query: Query, address: ServerAddress): Promise<
     const { rows } = await query(
       `SELECT current_setting('server_version_num')::int4 AS version, current_setting('wal_level') AS wal_level,
               (SELECT rolsuper OR rolreplication FROM pg_catalog.pg_roles WHERE rolname = current_user) AS replication,
-              current_setting('max_replication_slots')::int4 AS max_slots`,
+              current_setting('max_replication_slots')::int4 AS max_slots,
+              current_setting('max_slot_wal_keep_size', true) AS max_slot_wal_keep_size`,
     );
     const row = rows[0]!;
     return {
@@ -102,6 +105,7 @@ export async function readServer(query: Query, address: ServerAddress): Promise<
       walLevel: String(row.wal_level),
       replication: row.replication === true,
       maxReplicationSlots: Number(row.max_slots),
+      maxSlotWalKeepSize: row.max_slot_wal_keep_size === null || row.max_slot_wal_keep_size === undefined ? null : String(row.max_slot_wal_keep_size),
     };
   } catch (error) {
     throw queryError(error, address, "reading server settings");
