@@ -222,9 +222,9 @@ describe("postgres → postgres: schema changes while streaming", () => {
     await source.sql(`INSERT INTO narrow VALUES (3, 3.14)`);
     const stopped = await pipeline.runOnce();
     expect(stopped.error?.message).toContain(
-      "sink dst: column amount went from numeric(12,4) to numeric(10,2) in source table public.narrow, and target table public.narrow has numeric(12,4), " +
-        "a wider type: a narrowing ALTER rewrites the source's rows (numeric and time values may be rounded) and no change event carries them. The sink " +
-        'changes a column\'s type only to a wider one; bring the target in line (ALTER TABLE "public"."narrow" ALTER COLUMN "amount" TYPE numeric(10,2) ' +
+      "sink dst: column amount went from numeric(12,4) to numeric(10,2) in source table public.narrow, a narrowing: the source's ALTER rewrote its " +
+        "rows (numeric and time values may be rounded), and no change event carries them; target table public.narrow has numeric(12,4). The sink " +
+        'changes a column\'s type only to a wider one: bring the target in line (ALTER TABLE "public"."narrow" ALTER COLUMN "amount" TYPE numeric(10,2) ' +
         'USING "amount"::numeric(10,2);) and start the pipeline again',
     );
     expect(await rowsOf(target, "narrow", "id")).toEqual([

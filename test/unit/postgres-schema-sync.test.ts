@@ -116,6 +116,27 @@ describe("planSync", () => {
     expect(planSync(target, change, new Map())).toEqual([]);
   });
 
+  it("follows a widening only where the target does not hold the new type already; refuses any other change unless the target has the new type", () => {
+    const target = table({ id: "integer", a: "text", b: "bigint", c: "integer", d: "integer", e: "character varying(3)" });
+    const change: SchemaChange = {
+      table: "public.t",
+      schema: schemaOf({ id: "integer", a: "bigint", b: "integer", c: "text", d: "smallint", e: "character varying(2)" }),
+      columns: [
+        { kind: "retyped", column: "a", from: "integer", to: "bigint" }, // a widening the target's text holds
+        { kind: "retyped", column: "b", from: "bigint", to: "integer" }, // a narrowing: the target's wider column is no excuse
+        { kind: "retyped", column: "c", from: "integer", to: "text" }, // neither
+        { kind: "retyped", column: "e", from: "character varying(3)", to: "character varying(2)" },
+      ],
+    };
+    expect(planSync(target, change, new Map())).toEqual([
+      { kind: "refuse", column: "b", from: "bigint", to: "integer", narrowing: true },
+      { kind: "refuse", column: "c", from: "integer", to: "text", narrowing: false },
+      { kind: "refuse", column: "e", from: "character varying(3)", to: "character varying(2)", narrowing: true },
+    ]);
+    // Once the target has the new types, the same change asks nothing.
+    expect(planSync(table({ id: "integer", a: "text", b: "integer", c: "text", d: "integer", e: "character varying(2)" }), change, new Map())).toEqual([]);
+  });
+
   it("spells a type the target lacks as the target would create it, and compares with that", () => {
     const target = table({ id: "integer", mood: "text" });
     const change: SchemaChange = {

@@ -8,10 +8,12 @@
  *              that existed hold the source's constant DEFAULT there, if it had one: the column
  *              is added with it as its DEFAULT, which fills those rows without rewriting them,
  *              and the DEFAULT is then dropped (every later row comes with its value).
- *   retyped    ALTER COLUMN TYPE when the new type is wider than the target's (the table below);
- *              nothing when the target's is the new one already. A narrowing or any other change
- *              is an error naming both types and the statement to run: the source rewrote its
- *              rows (numeric(12,4) → numeric(12,2) rounds them), which no change event carries.
+ *   retyped    a widening (the table below) keeps the source's values as they were: ALTER
+ *              COLUMN TYPE when the new type is wider than the target's, nothing when the target's
+ *              holds it already (the same type, a wider one, text). A narrowing or any other
+ *              change may have rewritten the source's rows (numeric(12,4) → numeric(10,2) rounds
+ *              them), which no change event carries: an error naming both types and the statement
+ *              to run, unless the target has the new type already.
  *   dropped    the target keeps the column and its values (a warning); rows written from now
  *              on have NULL there. pgoutput cannot tell a renamed column from a dropped and an
  *              added one, so a rename lands here too: the new column is added, and the rows not
@@ -31,6 +33,7 @@ import { quoteIdent, type TargetTable } from "./ddl.js";
 export type ColumnSync =
   | { readonly kind: "add"; readonly column: string; readonly type: string; readonly existing?: { readonly value: string } | "computed" }
   | { readonly kind: "widen"; readonly column: string; readonly from: string; readonly to: string }
+  /** `from`: the target's type; `narrowing`: the source's change narrowed the column. */
   | { readonly kind: "refuse"; readonly column: string; readonly from: string; readonly to: string; readonly narrowing: boolean }
   | { readonly kind: "keep"; readonly column: string };
 
@@ -49,8 +52,10 @@ export function planSync(target: TargetTable, change: SchemaChange, targetTypes:
       const existing = changed?.kind === "added" ? changed.existing : undefined;
       steps.push({ kind: "add", column: column.name, type: want, ...(existing !== undefined ? { existing } : {}) });
     } else if (changed?.kind === "retyped" && have.typeName !== want) {
-      if (widens(have.typeName, want)) steps.push({ kind: "widen", column: column.name, from: have.typeName, to: want });
-      else steps.push({ kind: "refuse", column: column.name, from: have.typeName, to: want, narrowing: widens(want, have.typeName) });
+      // A widening kept the source's values as they were; any other change may have rewritten them.
+      const widened = widens(changed.from, changed.to);
+      if (widened && widens(have.typeName, want)) steps.push({ kind: "widen", column: column.name, from: have.typeName, to: want });
+      else if (!widened || !holdsAll(have.typeName, want)) steps.push({ kind: "refuse", column: column.name, from: have.typeName, to: want, narrowing: widens(changed.to, changed.from) });
     }
   }
   for (const c of change.columns) {
@@ -78,6 +83,11 @@ export function syncStatements(target: TargetTable, steps: readonly ColumnSync[]
     }
   }
   return statements;
+}
+
+/** Whether a column of type `have` takes every value of type `want` as it is: a wider type, or text. */
+function holdsAll(have: string, want: string): boolean {
+  return widens(want, have) || have === "text" || have === "character varying";
 }
 
 export function quoteLiteral(text: string): string {

@@ -546,6 +546,9 @@ export class PostgresSink implements SinkWriter {
         this.tables.set(target, found);
         if (inTransaction) session.altered.add(target);
       } else {
+        if (found.primaryKey.length === 0) {
+          throw new ConnectorError(`sink ${this.options.name}: table ${found.display} on ${this.server} has no primary key; the postgres sink upserts and deletes by primary key`, false);
+        }
         this.tables.set(target, found);
         const types = new Map((await definitionsFromSchema(client, change.schema)).map((c) => [c.name, c.type]));
         const steps = planSync(found, change, types);
@@ -576,15 +579,15 @@ export class PostgresSink implements SinkWriter {
     const said = refused.map((step) => {
       const before = change.columns.find((c) => c.kind === "retyped" && c.column === step.column);
       const from = before?.kind === "retyped" ? before.from : step.from;
-      return (
-        `column ${step.column} went from ${from} to ${step.to} in source table ${change.table}, and target table ${table.display} has ${step.from}, ` +
-        `${step.narrowing ? "a wider type: a narrowing ALTER rewrites the source's rows (numeric and time values may be rounded) and no change event carries them" : "which does not hold every value of the new type"}`
-      );
+      const why = step.narrowing
+        ? "a narrowing: the source's ALTER rewrote its rows (numeric and time values may be rounded), and no change event carries them"
+        : "a change of type the sink does not follow: the source's ALTER may have rewritten its rows, and no change event carries them";
+      return `column ${step.column} went from ${from} to ${step.to} in source table ${change.table}, ${why}; target table ${table.display} has ${step.from}`;
     });
     const statements = refused.map((step) => `ALTER TABLE ${table.sql} ALTER COLUMN ${quoteIdent(step.column)} TYPE ${step.to} USING ${quoteIdent(step.column)}::${step.to};`);
     throw new ConnectorError(
-      `sink ${this.options.name}: ${said.join("; ")}. The sink changes a column's type only to a wider one; bring the target in line (${statements.join(" ")}) ` +
-        `and start the pipeline again`,
+      `sink ${this.options.name}: ${said.join("; ")}. The sink changes a column's type only to a wider one: bring the target in line ` +
+        `(${statements.join(" ")}) and start the pipeline again`,
       false,
     );
   }
