@@ -141,7 +141,6 @@ export function createSink(context: SinkContext): SinkWriter {
   });
 }
 
-
 export class PostgresSink implements SinkWriter {
   readonly checkpoints: PostgresCheckpointStore;
   private readonly server: string;
