@@ -70,7 +70,17 @@ export interface SchemaChange {
  * sends only the new column list), a rename is a `dropped` and an `added`.
  */
 export type ColumnChange =
-  | { readonly kind: "added"; readonly column: string; readonly type: string }
+  | {
+      readonly kind: "added";
+      readonly column: string;
+      readonly type: string;
+      /**
+       * What the rows that existed before the change hold in the new column, when not NULL: a
+       * constant DEFAULT's value as the source prints it, or values the server computed row by
+       * row (a volatile DEFAULT such as random()), which no change event carries.
+       */
+      readonly existing?: { readonly value: string } | "computed";
+    }
   | { readonly kind: "dropped"; readonly column: string; readonly type: string }
   | { readonly kind: "retyped"; readonly column: string; readonly from: string; readonly to: string }
   | { readonly kind: "renamed"; readonly from: string; readonly to: string };

@@ -9,7 +9,7 @@ import { Decimal } from "../../src/model/decimal.js";
 import { Timestamp } from "../../src/model/timestamp.js";
 import { framesOf } from "../../src/connectors/postgres/copy-wire.js";
 import { PostgresSink, type UpsertMethod } from "../../src/connectors/postgres/sink.js";
-import { ConnectorError, type BulkRows, type SinkBatch, type SinkEvent, type TableSchema } from "../../src/runtime/contracts.js";
+import { ConnectorError, type BulkRows, type SinkBatch, type SinkEvent, type SinkSchemaChange, type TableSchema } from "../../src/runtime/contracts.js";
 import { createDatabase, event, silentLog, sinkEvents, type TestDatabase } from "./postgres-sink-helpers.js";
 
 function sinkFor(db: TestDatabase, options: Partial<ConstructorParameters<typeof PostgresSink>[0]> = {}): PostgresSink {
@@ -153,19 +153,17 @@ describe.each<UpsertMethod>(["unnest", "copy"])("postgres sink (%s)", (method) =
     events[17] = sinkEvents([event("insert", "public.items", { after: { id: 18, name: "abcd", qty: 1, price: null }, key: { id: 18 } })])[0]!;
     events[101] = sinkEvents([event("insert", "public.items", { after: { id: 102, name: "x", qty: "abc", price: null }, key: { id: 102 } })])[0]!;
     events[150] = sinkEvents([event("insert", "public.items", { after: { id: 151, name: "x", qty: null, price: null }, key: { id: 151 } })])[0]!;
-    events[160] = sinkEvents([event("insert", "public.items", { after: { id: 161, name: "x", nope: 1 }, key: { id: 161 } })])[0]!;
     events[170] = sinkEvents([event("insert", "public.items", { after: { id: 171, name: "x", price: new Decimal("123456789.5") }, key: { id: 171 } })])[0]!;
     events[180] = sinkEvents([event("insert", "public.items", { after: { id: 181, name: "x", qty: { a: 1 } }, key: { id: 181 } })])[0]!;
     const rejections = await sink.write({ events });
-    expect(rejections.map((r) => r.index)).toEqual([17, 101, 150, 160, 170, 180]);
+    expect(rejections.map((r) => r.index)).toEqual([17, 101, 150, 170, 180]);
     expect(rejections[0]!.reason).toMatch(/^public\.items \(id=18\), column name: value too long for type character varying\(3\) \(value "abcd"\)/);
     expect(rejections[1]!.reason).toMatch(/^public\.items \(id=102\), column qty: invalid input syntax for type integer: "abc"/);
     expect(rejections[2]!.reason).toMatch(/^public\.items \(id=151\), column qty: null value in column "qty"/);
-    expect(rejections[3]!.reason).toBe("public.items: no column nope in public.items");
-    expect(rejections[4]!.reason).toMatch(/^public\.items \(id=171\), column price: numeric field overflow/);
-    expect(rejections[5]!.reason).toBe("public.items: column qty: a record cannot go into a column of type integer");
+    expect(rejections[3]!.reason).toMatch(/^public\.items \(id=171\), column price: numeric field overflow/);
+    expect(rejections[4]!.reason).toBe("public.items: column qty: a record cannot go into a column of type integer");
     const [{ count }] = await db.sql<{ count: string }>("SELECT count(*) FROM public.items");
-    expect(Number(count)).toBe(194);
+    expect(Number(count)).toBe(195);
     // The same among updates (encoded while planning) is rejected before anything is sent.
     const updates = await sink.write({
       events: sinkEvents([
@@ -174,6 +172,26 @@ describe.each<UpsertMethod>(["unnest", "copy"])("postgres sink (%s)", (method) =
       ]),
     });
     expect(updates).toEqual([{ index: 1, reason: "public.items: column qty: a list cannot go into a column of type integer" }]);
+  });
+
+  it("stops on a row with a column the table lacks (create_tables off), naming the statement to run, and writes nothing", async () => {
+    await db.sql("TRUNCATE public.items");
+    const error = await sink
+      .write({
+        events: sinkEvents([
+          event("insert", "public.items", { after: item(1, "a"), key: { id: 1 } }),
+          event("insert", "public.items", { after: { id: 2, name: "x", nope: 1, also: "y" }, key: { id: 2 } }),
+        ]),
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectorError);
+    expect((error as ConnectorError).retriable).toBe(false);
+    expect((error as Error).message).toBe(
+      "sink target: target table public.items has no columns nope, also, which rows of public.items carry (added to the source since, or made by a step); " +
+        'with create_tables: false the sink changes no table: run ALTER TABLE "public"."items" ADD COLUMN IF NOT EXISTS "nope" bigint; ' +
+        'ALTER TABLE "public"."items" ADD COLUMN IF NOT EXISTS "also" text; and start the pipeline again, or set create_tables: true',
+    );
+    expect(await rows(db, "public.items")).toEqual([]);
   });
 
   it("applies a write larger than batch_size in several statements of one transaction", async () => {
@@ -743,6 +761,57 @@ describe("postgres sink: a source transaction over several writes", () => {
       await sink.write({ events: inserts(1, 50), transaction: part(false, true) });
       await sink.write({ events: inserts(51, 100), transaction: part(true, false) });
       expect(await count()).toBe(100);
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it("applies a schema change inside the open transaction, committed with it; lost with it, applies it again", async () => {
+    await db.sql("CREATE TABLE public.grows (id integer PRIMARY KEY, n integer)");
+    const change: SinkSchemaChange = {
+      target: "public.grows",
+      change: {
+        table: "public.grows",
+        schema: {
+          dialect: "postgres",
+          columns: [
+            { name: "id", type: "integer", nullable: false },
+            { name: "n", type: "integer", nullable: true },
+            { name: "c", type: "text", nullable: true },
+          ],
+          primaryKey: ["id"],
+        },
+        columns: [{ kind: "added", column: "c", type: "text", existing: { value: "as before" } }],
+      },
+    };
+    const grows = (from: number, to: number, c?: string) =>
+      sinkEvents(Array.from({ length: to - from + 1 }, (_, i) => event("insert", "public.grows", { after: { id: from + i, n: i, ...(c !== undefined ? { c } : {}) }, key: { id: from + i } })));
+    const columns = async () => (await db.sql<{ c: string }>(`SELECT attname AS c FROM pg_attribute WHERE attrelid = 'public.grows'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`)).map((r) => r.c);
+    const sink = sinkFor(db, { createTables: true });
+    await sink.start();
+    try {
+      await sink.write({ events: grows(1, 3), transaction: part(false, true) });
+      await sink.write({ events: grows(4, 5, "new"), transaction: part(true, true), schemaChanges: [change] });
+      // Neither the column nor a row shows before the transaction's end.
+      expect(await columns()).toEqual(["id", "n"]);
+      await db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'dts sink target%'");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const lost = await sink.write({ events: grows(6, 6, "new"), transaction: part(true, false) }).catch((e: unknown) => e);
+      expect((lost as Error).message).toMatch(/lost in the middle of a transaction of source pg/);
+      expect(await columns()).toEqual(["id", "n"]);
+      // The next run replays it all: the column is added again, in the transaction, before rows 4-6.
+      await sink.write({ events: grows(1, 3), transaction: part(false, true) });
+      await sink.write({ events: grows(4, 5, "new"), transaction: part(true, true), schemaChanges: [change] });
+      await sink.write({ events: grows(6, 6, "new"), transaction: part(true, false) });
+      expect(await db.sql("SELECT id, c FROM public.grows ORDER BY id")).toEqual([
+        { id: 1, c: "as before" },
+        { id: 2, c: "as before" },
+        { id: 3, c: "as before" },
+        { id: 4, c: "new" },
+        { id: 5, c: "new" },
+        { id: 6, c: "new" },
+      ]);
+      expect(await db.sql("SELECT column_default FROM information_schema.columns WHERE table_name = 'grows' AND column_name = 'c'")).toEqual([{ column_default: null }]);
     } finally {
       await sink.close();
     }

@@ -481,6 +481,28 @@ describe("postgres source", () => {
     expect(resumed.lastCheckpoint!.state).toEqual({ tables: ["public.orders", "sales.orders", "public.other"] });
   });
 
+  it("warns at start when the server lets a slot keep WAL without bound (max_slot_wal_keep_size = -1), saying how to bound it", async () => {
+    const db = await database("src_walkeep");
+    await db.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    const [{ setting }] = await db.sql<{ setting: string }>("SELECT current_setting('max_slot_wal_keep_size') AS setting");
+    const log = recordingLogger();
+    const reader = source(db, { snapshot: "never", slot: "dts_walkeep" }, { log });
+    await reader.start();
+    const warnings = log.lines.filter((line) => line.level === "warn" && line.message.includes("max_slot_wal_keep_size")).map((line) => line.message);
+    // The test server keeps the default; the warning follows whatever it says.
+    expect(warnings).toEqual(
+      setting === "-1"
+        ? [
+            `PostgreSQL at ${new URL(db.url).host} has max_slot_wal_keep_size = -1: while this pipeline is stopped or behind, its ` +
+              "replication slot dts_walkeep keeps every WAL file written since its position, without bound, until the server's disk is full. Bound " +
+              "it: ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (a slot that falls further behind is then invalidated: " +
+              "the pipeline stops, and must copy its tables again). When the pipeline is retired, remove its slot: dts drop <pipeline file>, or " +
+              "SELECT pg_drop_replication_slot('dts_walkeep')",
+          ]
+        : [],
+    );
+  });
+
   it("fails to start with errors that name the server, the table or the slot", async () => {
     const unreachable = new PostgresSource(sourceContext({ url: "postgres://postgres@127.0.0.1:1/shop", tables: ["public.orders"] }));
     const refused = await unreachable.start().then(

@@ -36,12 +36,18 @@
  * `idleProbeMs` after new data; a heartbeat every `heartbeatMs` without captured changes.
  *
  * Unchanged TOASTed values (a large value an UPDATE did not touch, which the server does not
- * send) are left out of `after`: a sink's upsert then keeps the stored value. With REPLICA
- * IDENTITY FULL the old row carries them, and `after` is completed from it.
+ * send) are left out of `after`: absent, so unchanged — a sink keeps the stored value (see
+ * SinkWriter). With REPLICA IDENTITY FULL the old row carries them, and `after` is completed
+ * from it.
+ *
+ * Schema changes. A Relation message that shows a captured table's columns or name changed
+ * (relation-schemas.ts) becomes a `SchemaChange` on the batch with the next events, which it
+ * precedes: a transaction with events before the change is handed over in two parts there, and
+ * such a batch is never merged after another, so that a sink applies the change at that point.
  */
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
-import { ConnectorError, type Logger, type SourceBatch, type SourceCheckpoint } from "../../runtime/contracts.js";
+import { ConnectorError, type Logger, type SchemaChange, type SourceBatch, type SourceCheckpoint } from "../../runtime/contracts.js";
 import type { JsonValue } from "../../model/json-value.js";
 import type { ChangeEvent, SourceInfo } from "../../model/event.js";
 import { bigIntToLsn, pgLsnPosition, type Position } from "../../model/position.js";
@@ -63,6 +69,7 @@ import {
   type ReplicaIdentityCode,
   type TupleValue,
 } from "./pgoutput.js";
+import { RelationSchemas } from "./relation-schemas.js";
 import type { TableDescription } from "./tables.js";
 
 export const MARKER_PREFIX = "dts_heartbeat";
@@ -104,6 +111,10 @@ export interface StreamOptions {
   readonly acknowledged: bigint;
   /** Captured tables by `schema.table`; changes of others (a shared publication) are ignored. */
   readonly tables: ReadonlyMap<string, TableDescription>;
+  /** The WAL position read just after `tables` were described (relation-schemas.ts). */
+  readonly describedAt: bigint;
+  /** Told of each schema change of a captured table, when it is found (before its batch is taken). */
+  readonly onSchemaChange?: (change: SchemaChange) => void;
   /** Every checkpoint's state: `{ tables }` (see snapshot.ts's CheckpointState). */
   readonly checkpointState: JsonValue;
   readonly types: TypeRegistry;
@@ -132,12 +143,15 @@ interface Relation {
 interface Unit {
   readonly events: ChangeEvent[];
   bytes: number;
+  /** Changes of captured tables before the unit's events: a unit with them starts a batch. */
+  schemaChanges?: SchemaChange[];
   checkpoint?: SourceCheckpoint;
   caughtUp?: boolean;
 }
 
 interface Transaction {
   readonly position: Position;
+  readonly commitLsn: bigint;
   readonly ts: Timestamp;
   readonly xid: string;
   readonly skip: boolean;
@@ -193,10 +207,14 @@ export class ReplicationStream {
   private dataSinceMarker = true;
   private changesSinceHeartbeat = false;
   private readonly truncateWarned = new Set<string>();
+  private readonly schemas: RelationSchemas;
+  /** Schema changes found, waiting for the next event (they go before it). */
+  private pendingChanges: SchemaChange[] = [];
 
   constructor(private readonly options: StreamOptions) {
     this.received = options.start;
     this.acknowledged = options.acknowledged;
+    this.schemas = new RelationSchemas({ tables: options.tables.values(), describedAt: options.describedAt, catalog: options.catalog, log: options.log });
   }
 
   /** Opens the replication connection and starts streaming from `options.start`. */
@@ -334,6 +352,7 @@ export class ReplicationStream {
         const position = pgLsnPosition(message.finalLsn);
         this.transaction = {
           position,
+          commitLsn: message.finalLsn,
           ts: new Timestamp(message.commitTime + PG_EPOCH_OFFSET_MICROS, true),
           xid: String(message.xid),
           skip: message.finalLsn < this.options.start,
@@ -380,32 +399,42 @@ export class ReplicationStream {
 
   private relation(message: Extract<PgOutputMessage, { tag: "relation" }>): void {
     const missing = this.options.types.missing(message.columns.map((column) => column.typeOid));
-    if (missing.length === 0) {
+    const transaction = this.transaction;
+    const changed = this.schemas.captured(message.relationId, `${message.schema}.${message.table}`)
+      ? this.schemas.observe(message, { commitLsn: transaction?.commitLsn ?? null, replayed: transaction?.skip === true })
+      : undefined;
+    if (missing.length === 0 && changed === undefined) {
       this.relations.set(message.relationId, this.describeRelation(message));
       return;
     }
-    // A type created after start (a new enum, domain, array): look it up before decoding on.
+    // A type created after start (a new enum, domain, array), or a table whose columns changed:
+    // look them up before decoding on.
     this.blocked = true;
     this.updateFlow();
-    this.options.types
-      .load(this.options.catalog as (sql: string, params: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>, missing)
-      .then(() => {
+    const types = missing.length === 0 ? undefined : this.options.types.load(this.options.catalog as (sql: string, params: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>, missing);
+    Promise.all([types, changed])
+      .then(([, change]) => {
         this.relations.set(message.relationId, this.describeRelation(message));
+        if (change !== undefined) {
+          this.pendingChanges.push(change);
+          this.options.onSchemaChange?.(change);
+        }
         this.blocked = false;
         while (!this.blocked && this.backlog.length > 0 && this.failure === undefined) this.processFrame(this.backlog.shift()!);
         this.updateFlow();
       })
-      .catch((error: unknown) => this.fail(queryError(error, this.options.address, "looking up column types")));
+      .catch((error: unknown) => this.fail(queryError(error, this.options.address, `looking up the columns and types of ${message.schema}.${message.table}`)));
   }
 
   private describeRelation(message: Extract<PgOutputMessage, { tag: "relation" }>): Relation {
     const qualifiedName = `${message.schema}.${message.table}`;
-    const table = this.options.tables.get(qualifiedName);
+    const captured = this.schemas.captured(message.relationId, qualifiedName);
+    const primaryKey = this.schemas.primaryKey(message.relationId, qualifiedName);
     const names = message.columns.map((column) => column.name);
     const identityIndexes = message.columns.flatMap((column, i) => (column.isKey ? [i] : []));
     let keyIndexes: number[];
-    if (table !== undefined && table.primaryKey.length > 0 && table.primaryKey.every((key) => names.includes(key))) {
-      keyIndexes = table.primaryKey.map((key) => names.indexOf(key));
+    if (primaryKey.length > 0 && primaryKey.every((key) => names.includes(key))) {
+      keyIndexes = primaryKey.map((key) => names.indexOf(key));
     } else if (identityIndexes.length > 0 && message.replicaIdentity !== "f") {
       keyIndexes = identityIndexes;
     } else {
@@ -413,7 +442,7 @@ export class ReplicationStream {
     }
     return {
       qualifiedName,
-      captured: table !== undefined,
+      captured,
       schema: message.schema,
       table: message.table,
       shape: rowShape(qualifiedName, names, message.columns.map((column) => this.options.types.column(column.typeOid).parse)),
@@ -451,6 +480,17 @@ export class ReplicationStream {
     }
     transaction.captured++;
     let unit = transaction.unit;
+    if (this.pendingChanges.length > 0) {
+      // The change comes between this transaction's earlier events and this one: a batch of
+      // its own from here, so that a sink applies it at that point (rows that existed take an
+      // added column's DEFAULT; those inserted after it come with their values).
+      if (unit.events.length > 0) {
+        this.push(unit);
+        unit = transaction.unit = { events: [], bytes: 0 };
+      }
+      unit.schemaChanges = this.pendingChanges;
+      this.pendingChanges = [];
+    }
     if (unit.events.length >= this.options.limits.batchEvents) {
       // Too big for one batch: hand the part so far over without a checkpoint.
       this.push(unit);
@@ -578,7 +618,7 @@ export class ReplicationStream {
     const limit = this.options.limits.batchEvents;
     while (checkpoint !== undefined && !caughtUp && this.head < this.ready.length) {
       const next = this.ready[this.head]!;
-      if (next.checkpoint === undefined || events.length + next.events.length > limit) break;
+      if (next.checkpoint === undefined || next.schemaChanges !== undefined || events.length + next.events.length > limit) break;
       if (next.events.length > 0) events = events.length === 0 ? next.events : events.concat(next.events);
       bytes += next.bytes;
       checkpoint = next.checkpoint;
@@ -595,7 +635,12 @@ export class ReplicationStream {
     this.queuedEvents -= events.length;
     this.queuedBytes -= bytes;
     this.updateFlow();
-    return { events, ...(checkpoint !== undefined ? { checkpoint } : {}), ...(caughtUp ? { caughtUp } : {}) };
+    return {
+      events,
+      ...(checkpoint !== undefined ? { checkpoint } : {}),
+      ...(caughtUp ? { caughtUp } : {}),
+      ...(first.schemaChanges !== undefined ? { schemaChanges: first.schemaChanges } : {}),
+    };
   }
 
   private updateFlow(): void {

@@ -1,25 +1,38 @@
 /**
  * The PostgreSQL sink: each write is one target transaction of idempotent upserts and deletes.
  *
- * A write is planned before anything is sent. Every event becomes one or two actions on its
- * target table — an upsert of its row, a delete of its key, or for an update that changed the
- * key both (delete the old key, upsert the new row). Rows whose columns the table lacks are
- * rejected here, without a round trip, and so are updates and deletes with a value no column
- * can hold, as their keys are encoded (encode.ts) at once; inserts and snapshot rows are encoded
- * while they stream to the server, so that the work overlaps the server's. The actions of a
- * table then collapse per key, in order: the last action on a key is the key's final state (a
- * full row image makes an upsert self-sufficient; a partial one, such as an update without its
- * unchanged TOAST columns, is merged into the earlier row), so each key appears once per
- * statement, which `ON CONFLICT DO UPDATE` requires. Per table, the deletes go first, then the
- * upserts in the order their keys were last touched — a delete and an upsert of the same key
- * have become one action, so the reordering never changes a key's outcome.
+ * A write is planned before anything is sent (actions.ts). Every event becomes one or two
+ * actions on its target table — an upsert of its row, a delete of its key, or for an update that
+ * changed the key both (delete the old key, upsert the new row). Updates and deletes with a value
+ * no column can hold are rejected here, without a round trip, as their keys are encoded
+ * (encode.ts) at once; inserts and snapshot rows are encoded while they stream to the server, so
+ * that the work overlaps the server's. A source table's ALTER TABLE (`SinkBatch.schemaChanges`)
+ * is applied to its target table first, and a row with a column the table lacks adds the column
+ * (both with create_tables; without it they stop the pipeline with the statements to run: see
+ * schema-sync.ts). DDL runs on its own, committed at once, except inside a source transaction
+ * larger than one write, where it joins the open transaction (and is forgotten if that is lost).
+ *
+ * Absent is not null (see SinkWriter): an update without some of the source table's columns
+ * (PostgreSQL's unchanged TOASTed values) never writes NULL in their place. Inside the write's
+ * transaction, before anything is applied, absent.ts follows each such update back to the row it
+ * replaces — an earlier image of the key in the same write, the target's row, or across a key
+ * change the old key's row — reading the target's rows in one statement per table: a row that
+ * moves is completed with the values it lacks, one that stays updates only the columns it has
+ * (an UPDATE, never an insert), and one whose row is nowhere is rejected, naming REPLICA
+ * IDENTITY FULL. The actions of a table then collapse per key, in order: the last action on a key
+ * is the key's final state (a later image is merged over an earlier one of the same key), so
+ * each key appears once per statement, which `ON CONFLICT DO UPDATE` requires. Per table, the
+ * deletes go first, then the updates and upserts in the order their keys were last touched — a
+ * delete and an upsert of the same key have become one action, so the reordering never changes a
+ * key's outcome.
  *
  * Upserts are batched one of two ways (docs/performance.md has the measurements that chose the
  * default): `copy` streams the rows into a temporary staging table with COPY and upserts from
  * it, `INSERT … SELECT … ON CONFLICT (pk) DO UPDATE` — and COPYs a batch of inserts and snapshot
  * rows straight into the table, under a savepoint, when none of its keys exists yet; `unnest`
  * sends one array per column, `INSERT … SELECT … FROM unnest($1::int8[], …) ON CONFLICT …`.
- * Deletes always go through unnest.
+ * Updates of rows without some of their columns go the same two ways, as `UPDATE … FROM` the
+ * staging table or the arrays. Deletes always go through unnest.
  *
  * When the server refuses a batched statement because of a value or a constraint, the write
  * rolls back and starts again in a careful mode that finds the culprits by bisection: the
@@ -54,6 +67,8 @@ import {
   type SinkBatch,
   type SinkContext,
   type SinkEvent,
+  type SchemaChange,
+  type SinkSchemaChange,
   type SinkWriter,
   type TableSchema,
 } from "../../runtime/contracts.js";
@@ -71,7 +86,20 @@ import {
 } from "./ddl.js";
 import { copyFramesIn } from "./copy-wire.js";
 import { OrderedCheckpoints } from "./ordered-checkpoints.js";
-import { COPY_SAFE_KINDS, copyField, EncodeError, textArrayLiteral, type Encoder } from "./encode.js";
+import { copyField, EncodeError, textArrayLiteral } from "./encode.js";
+import {
+  actionsOf,
+  collapse,
+  ColumnSets,
+  keyTextsOf,
+  NO_TEXTS,
+  textsOf,
+  UnknownColumnError,
+  type Action,
+  type ColumnSet,
+} from "./actions.js";
+import { planAbsent, type AbsentRejection, type FoundRows, type RowRequest } from "./absent.js";
+import { planSync, syncStatements, type ColumnSync } from "./schema-sync.js";
 
 export type UpsertMethod = "unnest" | "copy";
 
@@ -113,50 +141,6 @@ export function createSink(context: SinkContext): SinkWriter {
   });
 }
 
-/**
- * A list of columns that rows of one table arrive with, shared by every such row (most tables
- * have one): the encoders, where the key columns are, which texts COPY may need to escape.
- */
-interface ColumnSet {
-  readonly table: TargetTable;
-  readonly names: readonly string[];
-  readonly encoders: readonly Encoder[];
-  /** Where each primary-key column is in `names`, in key order. */
-  readonly keyIndexes: readonly number[];
-  /** Whether a column's text can hold a character COPY must escape (numbers and times cannot). */
-  readonly escaped: readonly boolean[];
-}
-
-/** One thing to do to one row of one table, on behalf of the event at `index`. */
-interface Action {
-  readonly index: number;
-  readonly table: TargetTable;
-  readonly kind: "upsert" | "delete";
-  /** An insert or snapshot read: a row the target is not expected to have yet. */
-  readonly fresh: boolean;
-  /** Upserts: the row image and the set of its columns. */
-  readonly row: Row | null;
-  readonly columns: ColumnSet | null;
-  /**
-   * Upserts: the encoded values, when planning needed them (an update's key, a merge). A fresh
-   * row is encoded only as it is written (`textsOf`), so that on the snapshot's hot path the
-   * encoding of a chunk overlaps the server's work on the chunk before it.
-   */
-  readonly texts: readonly (string | null)[] | null;
-  /** Deletes: the encoded primary-key values, in `table.primaryKey` order. */
-  readonly keyTexts: readonly (string | null)[];
-  /** The row's identity in its table (the encoded key), once computed. */
-  key: string | undefined;
-}
-
-interface TablePlan {
-  readonly table: TargetTable;
-  readonly deletes: Action[];
-  /** By column set. */
-  readonly upserts: Map<ColumnSet, Action[]>;
-  readonly fresh: boolean;
-}
-
 export class PostgresSink implements SinkWriter {
   readonly checkpoints: PostgresCheckpointStore;
   private readonly server: string;
@@ -180,6 +164,23 @@ export class PostgresSink implements SinkWriter {
   private readonly conflicted = new Map<TargetTable, number>();
   private readonly columnSets = new ColumnSets();
   private readonly bulkCheck = new BulkCheck();
+  /**
+   * The source table's columns, per target table (`TargetTable.display`), as its source describes
+   * them (`describeSource`, or the schema of a change), or null when unknown: then every column
+   * of the target counts as the source's. A column of the source an update lacks is absent.
+   */
+  private readonly sourceColumns = new Map<string, ReadonlySet<string> | null>();
+  private absentCache = new WeakMap<ColumnSet, { readonly source: ReadonlySet<string> | null; readonly absent: readonly string[] }>();
+  private readonly absentOf = (set: ColumnSet): readonly string[] => {
+    const table = set.table;
+    if (set.names.length === table.columns.size) return NO_NAMES;
+    const source = this.sourceColumns.get(table.display) ?? null;
+    const cached = this.absentCache.get(set);
+    if (cached !== undefined && cached.source === source) return cached.absent;
+    const absent = [...table.columns.keys()].filter((name) => !set.names.includes(name) && (source === null || source.has(name)));
+    this.absentCache.set(set, { source, absent });
+    return absent;
+  };
 
   constructor(private readonly options: PostgresSinkOptions) {
     this.server = serverLabel(options.url);
@@ -236,7 +237,8 @@ export class PostgresSink implements SinkWriter {
     }
     const continuing = transaction?.continues === true && this.open !== undefined;
     const bulk = batch.bulk !== undefined && batch.bulk.count > 0 ? batch.bulk : undefined;
-    if (bulk === undefined && batch.events.length === 0 && batch.checkpoints === undefined) {
+    const schemaChanges = batch.schemaChanges ?? [];
+    if (bulk === undefined && batch.events.length === 0 && batch.checkpoints === undefined && schemaChanges.length === 0) {
       if (continuing && transaction?.open === false) await this.commitOpen();
       return [];
     }
@@ -252,6 +254,8 @@ export class PostgresSink implements SinkWriter {
     const ending: WriteEnd = { keepOpen, ordering };
     try {
       let rejections: readonly Rejection[] = [];
+      // Before the events: the tables take the source's new columns first.
+      for (const change of schemaChanges) await this.applySchemaChange(session, change, continuing);
       if (bulk === undefined || !(await this.writeBulk(session, batch, bulk, continuing, ending))) {
         rejections = await this.writeEvents(session, batch, continuing, ending);
       }
@@ -268,6 +272,7 @@ export class PostgresSink implements SinkWriter {
         if (transaction !== undefined) this.lost.add(transaction.source);
         this.open = undefined;
       }
+      this.forgetAltered(session);
       throw error;
     } finally {
       if (this.open?.session !== session) this.free.push(session);
@@ -281,6 +286,7 @@ export class PostgresSink implements SinkWriter {
     this.open = undefined;
     try {
       await open.session.client!.query("COMMIT");
+      open.session.altered.clear();
     } catch (error) {
       this.lost.add(open.source);
       throw this.failure(error, `committing ${open.events} changes of a transaction of source ${open.source}`, open.session);
@@ -317,7 +323,10 @@ export class PostgresSink implements SinkWriter {
       return;
     }
     if (batch.checkpoints !== undefined && storeOwn) await this.checkpoints.saveWithin(client, batch.checkpoints);
-    if (!ending.keepOpen) await client.query("COMMIT");
+    if (!ending.keepOpen) {
+      await client.query("COMMIT");
+      session.altered.clear();
+    }
   }
 
   /**
@@ -357,13 +366,14 @@ export class PostgresSink implements SinkWriter {
     const rejections: Rejection[] = [];
     let actions: Action[][];
     try {
-      actions = await this.plan(session, batch.events, rejections);
+      actions = await this.plan(session, batch.events, rejections, continuing);
     } catch (error) {
       throw this.failure(error, "preparing a write", session);
     }
     try {
-      const client = await this.connection(session);
+      await this.connection(session);
       await this.startWrite(session, continuing);
+      actions = await this.completeAbsent(session, batch.events, actions, rejections);
       try {
         await this.applyRange(session, actions.flat(), this.method);
       } catch (error) {
@@ -390,6 +400,8 @@ export class PostgresSink implements SinkWriter {
 
   private async connection(session: Session): Promise<pg.Client> {
     if (session.client !== undefined) return session.client;
+    // What the lost connection's open transaction altered is gone with it.
+    this.forgetAltered(session);
     const client = await connect(this.options.url, `dts sink ${this.options.name}`);
     client.on("error", () => session.forget(client));
     client.on("end", () => session.forget(client));
@@ -400,6 +412,7 @@ export class PostgresSink implements SinkWriter {
   /** Turns an error into a ConnectorError; after a connection error, drops the session. */
   private failure(error: unknown, doing: string, session: Session): ConnectorError {
     const converted = connectorError(error, this.server, `sink ${this.options.name}: ${doing}`);
+    this.forgetAltered(session);
     const client = session.client;
     if (client !== undefined) {
       if (converted.retriable) {
@@ -416,20 +429,264 @@ export class PostgresSink implements SinkWriter {
 
   // ------------------------------------------------------------------ planning
 
-  /** Every event's actions, by event; events that cannot be applied are rejected here. */
-  private async plan(session: Session, events: readonly SinkEvent[], rejections: Rejection[]): Promise<Action[][]> {
-    const byEvent: Action[][] = [];
-    for (let index = 0; index < events.length; index++) {
-      const sinkEvent = events[index]!;
-      const table = this.tables.get(sinkEvent.target) ?? (await this.resolveOnce(session, sinkEvent.target, () => events));
-      try {
-        byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets));
-      } catch (error) {
-        if (!(error instanceof EncodeError)) throw error;
-        rejections.push({ index, reason: `${table.display}: ${error.message}` });
+  /**
+   * Every event's actions, by event; events that cannot be applied are rejected here. Rows with
+   * columns their table lacks add those columns first (create_tables), and are planned again.
+   */
+  private async plan(session: Session, events: readonly SinkEvent[], rejections: Rejection[], inTransaction: boolean): Promise<Action[][]> {
+    for (let attempt = 0; ; attempt++) {
+      const byEvent: Action[][] = [];
+      const refused: Rejection[] = [];
+      const unknown = new Map<TargetTable, { columns: Set<string>; events: SinkEvent[] }>();
+      for (let index = 0; index < events.length; index++) {
+        const sinkEvent = events[index]!;
+        const table = this.tables.get(sinkEvent.target) ?? (await this.resolveOnce(session, sinkEvent.target, () => events));
+        if (sinkEvent.event.op === "update" && !this.sourceColumns.has(table.display)) await this.learnSourceColumns(table, sinkEvent.event);
+        try {
+          byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets, this.absentOf));
+        } catch (error) {
+          if (error instanceof UnknownColumnError && attempt === 0) {
+            const known = unknown.get(table) ?? { columns: new Set<string>(), events: [] };
+            for (const name of Object.keys(sinkEvent.event.after ?? {})) if (!table.columns.has(name)) known.columns.add(name);
+            known.events.push(sinkEvent);
+            unknown.set(table, known);
+            continue;
+          }
+          if (!(error instanceof EncodeError)) throw error;
+          refused.push({ index, reason: `${table.display}: ${error.message}` });
+        }
+      }
+      if (unknown.size === 0) {
+        rejections.push(...refused);
+        return byEvent;
+      }
+      for (const [table, { columns, events: carrying }] of unknown) await this.addColumns(session, table, [...columns], carrying, inTransaction);
+    }
+  }
+
+  /**
+   * Columns rows carry and their target table lacks, announced by no schema change (a flow that
+   * maps or routes, a column added while the pipeline was stopped): added with the source's type
+   * (or one inferred from the values) with create_tables; without it, an error with the statement.
+   */
+  private async addColumns(session: Session, table: TargetTable, columns: readonly string[], events: readonly SinkEvent[], inTransaction: boolean): Promise<void> {
+    const client = await this.connection(session);
+    const described = await this.options.describeSource?.(events[0]!.event).catch(() => undefined);
+    const declared = described === undefined ? new Map<string, string>() : new Map((await definitionsFromSchema(client, described)).map((c) => [c.name, c.type]));
+    const steps: ColumnSync[] = columns.map((column) => ({
+      kind: "add",
+      column,
+      type: declared.get(column) ?? inferType(events.map((e) => e.event.after?.[column] ?? null)),
+    }));
+    const source = sourceNameOf(events[0]!.event);
+    const statements = syncStatements(table, steps);
+    if (!this.options.createTables) {
+      throw new ConnectorError(
+        `sink ${this.options.name}: target table ${table.display} has no ${columns.length === 1 ? "column" : "columns"} ${columns.join(", ")}, which rows of ` +
+          `${source} carry (added to the source since, or made by a step); with create_tables: false the sink changes no table: run ` +
+          `${statements.map((statement) => `${statement};`).join(" ")} and start the pipeline again, or set create_tables: true`,
+        false,
+      );
+    }
+    await this.alter(session, table, statements, inTransaction);
+    if (described !== undefined) this.sourceColumns.set(table.display, new Set(described.columns.map((column) => column.name)));
+    this.options.log.info("added columns to a target table for the rows that carry them", {
+      table: table.display,
+      columns: steps.map((step) => `${step.column} ${step.kind === "add" ? step.type : ""}`).join(", "),
+      types_from: described !== undefined ? "source" : "values",
+    });
+  }
+
+  /** Runs DDL on a target table and reloads it; in an open transaction, remembered until it commits. */
+  private async alter(session: Session, table: TargetTable, statements: readonly string[], inTransaction: boolean): Promise<TargetTable> {
+    const client = await this.connection(session);
+    for (const statement of statements) await client.query(statement);
+    const reloaded = await loadTable(client, table.schema, table.table);
+    if (reloaded === undefined) throw new ConnectorError(`sink ${this.options.name}: table ${table.display} vanished while it was altered`, false);
+    for (const [target, cached] of this.tables) {
+      if (cached === table || cached.display === table.display) {
+        this.tables.set(target, reloaded);
+        if (inTransaction) session.altered.add(target);
       }
     }
-    return byEvent;
+    this.absentCache = new WeakMap();
+    return reloaded;
+  }
+
+  /** Tables altered in a transaction that is lost: loaded again from the catalog when next met. */
+  private forgetAltered(session: Session): void {
+    for (const target of session.altered) this.tables.delete(target);
+    session.altered.clear();
+  }
+
+  /**
+   * A source table's ALTER TABLE, applied to its target table before the batch's events
+   * (schema-sync.ts): columns added and widened (create_tables), refused where the target
+   * cannot follow, warned of where the target keeps what the source dropped or renamed.
+   */
+  private async applySchemaChange(session: Session, { change, target }: SinkSchemaChange, inTransaction: boolean): Promise<void> {
+    const client = await this.connection(session);
+    const doing = `applying a change of source table ${change.table} to ${target}`;
+    try {
+      const { schema, table } = parseTarget(target);
+      if (change.renamedFrom !== undefined) this.warnRenamed(change.renamedFrom, change.table, target);
+      // As the catalog has it now: the cached one may predate another session's DDL.
+      let found = await loadTable(client, schema, table);
+      if (found === undefined) {
+        if (!this.options.createTables) {
+          const renamed = change.renamedFrom === undefined ? "" : `; source table ${change.renamedFrom} was renamed to ${change.table}: rename the target table to match (ALTER TABLE ${change.renamedFrom} RENAME TO ${quoteIdent(table)})`;
+          throw new ConnectorError(`sink ${this.options.name}: table ${schema}.${table} does not exist on ${this.server}${renamed}; create it, or set create_tables: true`, false);
+        }
+        const columns = await definitionsFromSchema(client, change.schema);
+        for (const statement of createTableStatements(schema, table, columns, change.schema.primaryKey)) await client.query(statement);
+        this.options.log.info("created table", { table: `${schema}.${table}`, columns: columns.map((c) => `${c.name} ${c.type}`).join(", "), primary_key: change.schema.primaryKey.join(", "), types_from: "source" });
+        found = await loadTable(client, schema, table);
+        if (found === undefined) throw new ConnectorError(`sink ${this.options.name}: table ${schema}.${table} vanished after it was created`, false);
+        this.tables.set(target, found);
+        if (inTransaction) session.altered.add(target);
+      } else {
+        if (found.primaryKey.length === 0) {
+          throw new ConnectorError(`sink ${this.options.name}: table ${found.display} on ${this.server} has no primary key; the postgres sink upserts and deletes by primary key`, false);
+        }
+        this.tables.set(target, found);
+        const types = new Map((await definitionsFromSchema(client, change.schema)).map((c) => [c.name, c.type]));
+        const steps = planSync(found, change, types);
+        this.refuse(change, found, steps);
+        const statements = syncStatements(found, steps);
+        if (statements.length > 0 && !this.options.createTables) {
+          throw new ConnectorError(
+            `sink ${this.options.name}: source table ${change.table} changed (${describeSteps(steps)}) and target table ${found.display} must follow ` +
+              `before the rows that need it; with create_tables: false the sink changes no table: run ${statements.map((statement) => `${statement};`).join(" ")} ` +
+              `and start the pipeline again, or set create_tables: true`,
+            false,
+          );
+        }
+        if (statements.length > 0) await this.alter(session, found, statements, inTransaction);
+        this.reportSteps(change, found, steps);
+      }
+      this.sourceColumns.set(`${schema}.${table}`, new Set(change.schema.columns.map((column) => column.name)));
+      this.absentCache = new WeakMap();
+    } catch (error) {
+      throw this.failure(error, doing, session);
+    }
+  }
+
+  /** A narrowing or other type change the target cannot follow: an error naming both types and what to run. */
+  private refuse(change: SchemaChange, table: TargetTable, steps: readonly ColumnSync[]): void {
+    const refused = steps.flatMap((step) => (step.kind === "refuse" ? [step] : []));
+    if (refused.length === 0) return;
+    const said = refused.map((step) => {
+      const before = change.columns.find((c) => c.kind === "retyped" && c.column === step.column);
+      const from = before?.kind === "retyped" ? before.from : step.from;
+      const why = step.narrowing
+        ? "a narrowing: the source's ALTER rewrote its rows (numeric and time values may be rounded), and no change event carries them"
+        : "a change of type the sink does not follow: the source's ALTER may have rewritten its rows, and no change event carries them";
+      return `column ${step.column} went from ${from} to ${step.to} in source table ${change.table}, ${why}; target table ${table.display} has ${step.from}`;
+    });
+    const statements = refused.map((step) => `ALTER TABLE ${table.sql} ALTER COLUMN ${quoteIdent(step.column)} TYPE ${step.to} USING ${quoteIdent(step.column)}::${step.to};`);
+    throw new ConnectorError(
+      `sink ${this.options.name}: ${said.join("; ")}. The sink changes a column's type only to a wider one: bring the target in line ` +
+        `(${statements.join(" ")}) and start the pipeline again`,
+      false,
+    );
+  }
+
+  private reportSteps(change: SchemaChange, table: TargetTable, steps: readonly ColumnSync[]): void {
+    for (const step of steps) {
+      switch (step.kind) {
+        case "add":
+          if (step.existing === "computed") {
+            this.options.log.warn(
+              `column ${step.column} was added to source table ${change.table} with a DEFAULT the server computed for each existing row (or that the ` +
+                `catalog no longer shows), which no change event carries: in target table ${table.display} those rows have NULL in ${step.column}; ` +
+                `copy the table again to fill them`,
+              { table: table.display, column: step.column },
+            );
+          } else {
+            this.options.log.info("added a column to a target table, as its source table did", {
+              table: table.display,
+              column: `${step.column} ${step.type}`,
+              ...(step.existing !== undefined ? { existing_rows: step.existing.value } : {}),
+            });
+          }
+          break;
+        case "widen":
+          this.options.log.info("widened a column of a target table, as its source table did", { table: table.display, column: step.column, from: step.from, to: step.to });
+          break;
+        case "keep": {
+          const added = steps.filter((s) => s.kind === "add").map((s) => s.column);
+          this.options.log.warn(
+            `column ${step.column} was dropped from source table ${change.table} (or renamed: pgoutput cannot tell a rename from a drop and an add); ` +
+              `target table ${table.display} keeps it and its values, and rows written from now on have NULL there` +
+              (added.length > 0 ? `. If it was renamed to ${added.join(" or ")}, the rows not changed since have their value only in ${step.column}: copy the table again to move them` : ""),
+            { table: table.display, column: step.column },
+          );
+          break;
+        }
+        case "refuse":
+          break;
+        default: {
+          const unreachable: never = step;
+          void unreachable;
+        }
+      }
+    }
+  }
+
+  private warnRenamed(from: string, to: string, target: string): void {
+    this.options.log.warn(
+      `source table ${from} was renamed to ${to}: its changes go to target table ${target} from now on, and target table ${from} is stale ` +
+        `(it keeps the rows as they were). To have every row in ${target}, restart the pipeline with ${to} in its tables (a table new to the ` +
+        `pipeline is copied first), then drop ${from} in the target`,
+      { table: to, renamed_from: from, stale_target: from },
+    );
+  }
+
+  /** Which of the target's columns its source table has: an update lacking one of them lacks a value. */
+  private async learnSourceColumns(table: TargetTable, event: ChangeEvent): Promise<void> {
+    const schema = await this.options.describeSource?.(event).catch(() => undefined);
+    this.sourceColumns.set(table.display, schema === undefined ? null : new Set(schema.columns.map((column) => column.name)));
+  }
+
+  /**
+   * Updates that lack some of the source's columns, followed back to the rows they replace
+   * (absent.ts): the rows the target has are read here, in the write's transaction; each such
+   * update is then kept (it updates a row the target has), completed into a whole row, or
+   * rejected with its event.
+   */
+  private async completeAbsent(session: Session, events: readonly SinkEvent[], byEvent: Action[][], rejections: Rejection[]): Promise<Action[][]> {
+    const plan = planAbsent(byEvent, this.absentOf);
+    if (plan === undefined) return byEvent;
+    const found = await this.readRows(session.client!, plan.reads);
+    const resolved = plan.resolve(found);
+    for (const rejection of resolved.rejected) rejections.push({ index: rejection.index, reason: absentReason(events[rejection.index]!.event, rejection) });
+    return resolved.byEvent;
+  }
+
+  /** The rows the target has at these keys, as text: one statement per table for those whose values are needed, one for the others. */
+  private async readRows(client: pg.Client, reads: ReadonlyMap<TargetTable, ReadonlyMap<string, RowRequest>>): Promise<FoundRows> {
+    const rows = new Map<TargetTable, Map<string, ReadonlyMap<string, string | null>>>();
+    for (const [table, requests] of reads) {
+      const found = new Map<string, ReadonlyMap<string, string | null>>();
+      rows.set(table, found);
+      for (const values of [false, true]) {
+        const wanted = [...requests].filter(([, request]) => request.values === values);
+        if (wanted.length === 0) continue;
+        const key = table.primaryKey;
+        const columns = values ? [...table.columns.keys()] : [];
+        const text =
+          `SELECT u.i${columns.map((c, j) => `, t.${quoteIdent(c)}::text AS c${j}`).join("")} ` +
+          `FROM unnest(${key.map((_, k) => `$${k + 1}::text[]`).join(", ")}) WITH ORDINALITY AS u(${key.map((_, k) => `k${k}, `).join("")}i) ` +
+          `JOIN ${table.sql} AS t ON ${key.map((c, k) => `t.${quoteIdent(c)} = u.k${k}::${table.columns.get(c)!.castType}`).join(" AND ")}`;
+        const params = key.map((_, k) => textArrayLiteral(wanted.map(([, request]) => request.keyTexts[k]!)));
+        const result = await client.query<Record<string, string | null>>(text, params);
+        for (const row of result.rows) {
+          const [keyString] = wanted[Number(row.i) - 1]!;
+          found.set(keyString, new Map(columns.map((c, j) => [c, row[`c${j}`] ?? null])));
+        }
+      }
+    }
+    return (table, key) => rows.get(table)?.get(key);
   }
 
   /**
@@ -524,6 +781,14 @@ export class PostgresSink implements SinkWriter {
           else await this.unnestRows(client, table, rows);
         }
       }
+      // Rows without some of the source's columns: only ever updated (absent.ts), never inserted.
+      for (const group of plan.updates.values()) {
+        for (let i = 0; i < group.length; i += this.options.batchSize) {
+          const rows = group.slice(i, i + this.options.batchSize);
+          if (method === "copy") await this.copyUpdate(session, table, rows);
+          else await this.unnestUpdate(client, table, rows);
+        }
+      }
     }
   }
 
@@ -547,6 +812,21 @@ export class PostgresSink implements SinkWriter {
       `FROM unnest(${columns.map((c, i) => `$${i + 1}::${table.columns.get(c)!.arrayType ?? "text[]"}`).join(", ")}) AS u(${columns.map((_, i) => `c${i}`).join(", ")}) ` +
       onConflict(table, columns);
     await this.query(client, `dts_ups_${table.display}_${columns.join(",")}`, text, params);
+  }
+
+  /** Rows that are not whole, as arrays: an UPDATE of the columns they have. */
+  private async unnestUpdate(client: pg.Client, table: TargetTable, rows: readonly Action[]): Promise<void> {
+    const columns = rows[0]!.columns!.names;
+    if (columns.every((c) => table.primaryKey.includes(c))) return;
+    const texts = rows.map(textsOf);
+    const params = columns.map((_, c) => textArrayLiteral(texts.map((row) => row[c]!)));
+    const value = (c: string, i: number): string => (table.columns.get(c)!.arrayType === null ? `u.c${i}::${table.columns.get(c)!.castType}` : `u.c${i}`);
+    const text =
+      `UPDATE ${table.sql} AS t SET ${columns.flatMap((c, i) => (table.primaryKey.includes(c) ? [] : [`${quoteIdent(c)} = ${value(c, i)}`])).join(", ")} ` +
+      `FROM unnest(${columns.map((c, i) => `$${i + 1}::${table.columns.get(c)!.arrayType ?? "text[]"}`).join(", ")}) AS u(${columns.map((_, i) => `c${i}`).join(", ")}) ` +
+      `WHERE ${table.primaryKey.map((c) => `t.${quoteIdent(c)} = ${value(c, columns.indexOf(c))}`).join(" AND ")}`;
+    const result = await this.query(client, `dts_upd_${table.display}_${columns.join(",")}`, text, params);
+    updatedAll(table, result.rowCount, rows.length);
   }
 
   /**
@@ -573,10 +853,37 @@ export class PostgresSink implements SinkWriter {
         this.conflicted.set(table, STAGED_AFTER_CONFLICT);
       }
     }
-    const stageKey = `${table.display}\u0000${columns.join("\u0000")}`;
-    // One staging table per target table and column list, typed like the target's columns so
-    // that COPY's own input checks apply, and emptied by every commit (or before a second use
-    // in one transaction).
+    const stage = await this.stage(session, table, columns, send);
+    await client.query(
+      `INSERT INTO ${table.sql} AS t (${columnList})${table.identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${columnList} FROM ${stage} ` +
+        onConflict(table, columns),
+    );
+  }
+
+  /** Rows that are not whole, through a staging table: an UPDATE of the columns they have. */
+  private async copyUpdate(session: Session, table: TargetTable, rows: readonly Action[]): Promise<void> {
+    const client = session.client!;
+    const columns = rows[0]!.columns!.names;
+    const updated = columns.filter((c) => !table.primaryKey.includes(c));
+    if (updated.length === 0) return;
+    const stage = await this.stage(session, table, columns, (sql) => copyIn(client, sql, rows));
+    const result = await client.query(
+      `UPDATE ${table.sql} AS t SET ${updated.map((c) => `${quoteIdent(c)} = s.${quoteIdent(c)}`).join(", ")} FROM ${stage} AS s ` +
+        `WHERE ${table.primaryKey.map((c) => `t.${quoteIdent(c)} = s.${quoteIdent(c)}`).join(" AND ")}`,
+    );
+    updatedAll(table, result.rowCount, rows.length);
+  }
+
+  /**
+   * Sends rows into a staging table: one per target table and column list, typed like the
+   * target's columns so that COPY's own input checks apply, and emptied by every commit (or
+   * before a second use in one transaction).
+   */
+  private async stage(session: Session, table: TargetTable, columns: readonly string[], send: (copySql: string) => Promise<void>): Promise<string> {
+    const client = session.client!;
+    const columnList = columns.map(quoteIdent).join(", ");
+    // The types are part of its name: after an ALTER COLUMN TYPE of the target, a new one is made.
+    const stageKey = `${table.display}\u0000${columns.map((c) => `${c}\u0001${table.columns.get(c)!.typeName}`).join("\u0000")}`;
     let stage = session.staging.get(stageKey);
     if (stage === undefined) {
       // Named after what it holds, so that a table made by an earlier transaction of this
@@ -589,17 +896,16 @@ export class PostgresSink implements SinkWriter {
     }
     session.stagedInTransaction.add(stage);
     await send(`COPY ${stage} (${columnList}) FROM STDIN`);
-    await client.query(
-      `INSERT INTO ${table.sql} AS t (${columnList})${table.identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${columnList} FROM ${stage} ` +
-        onConflict(table, columns),
-    );
+    return stage;
   }
 
   /** A named (server-side prepared) statement: parsed and planned once per session. */
-  private async query(client: pg.Client, name: string, text: string, values: unknown[]): Promise<void> {
-    // Names are at most 63 bytes on the server; long ones are shortened to a stable hash.
-    const short = name.length <= 60 ? name : `dts_${createHash("sha1").update(name).digest("hex")}`;
-    await client.query({ name: short, text, values });
+  private async query(client: pg.Client, name: string, text: string, values: unknown[]): Promise<pg.QueryResult> {
+    // Names are at most 63 bytes on the server; long ones are shortened to a stable hash. The
+    // text is part of it: after DDL on the target (a wider type) the same name is a new text.
+    const named = `${name}_${createHash("sha1").update(text).digest("hex").slice(0, 8)}`;
+    const short = named.length <= 60 ? named : `dts_${createHash("sha1").update(named).digest("hex")}`;
+    return client.query({ name: short, text, values });
   }
 
   /**
@@ -650,6 +956,8 @@ interface WriteEnd {
   readonly ordering: number | undefined;
 }
 
+const NO_NAMES: readonly string[] = [];
+
 /** Batches of fresh rows that go through staging after a direct COPY met an existing key. */
 const STAGED_AFTER_CONFLICT = 8;
 
@@ -660,6 +968,8 @@ class Session {
   readonly staging = new Map<string, string>();
   /** Staging tables filled in the current transaction. */
   readonly stagedInTransaction = new Set<string>();
+  /** Targets whose tables were altered (or created) inside the open transaction: forgotten if it is lost. */
+  readonly altered = new Set<string>();
 
   /** The connection is gone, and what lived in its session (staging tables) with it. */
   forget(client?: pg.Client): void {
@@ -669,6 +979,47 @@ class Session {
   }
 }
 
+
+/**
+ * An UPDATE of rows the write found in the target (absent.ts) must have met them all; one that
+ * did not, met a row removed since by someone else: the write is tried again, and rereads.
+ */
+function updatedAll(table: TargetTable, count: number | null, expected: number): void {
+  if (count === expected) return;
+  throw new ConnectorError(`${table.display}: ${expected - (count ?? 0)} of ${expected} rows to update were no longer there (changed by another writer?)`, true);
+}
+
+/** `schema.table` (or `db.table`) of the event's source table. */
+function sourceNameOf(event: ChangeEvent): string {
+  return `${event.source.schema || event.source.db}.${event.source.table}`;
+}
+
+/** `added c integer, n integer -> bigint`: what a change asks of the target, for a message. */
+function describeSteps(steps: readonly ColumnSync[]): string {
+  return steps
+    .flatMap((step) => (step.kind === "add" ? [`added ${step.column} ${step.type}`] : step.kind === "widen" ? [`${step.column} ${step.from} -> ${step.to}`] : []))
+    .join(", ");
+}
+
+/**
+ * An update rejected because it lacks some of the source's columns and the target has no row to
+ * take them from: which columns, why they are missing, and how to make the source send them.
+ */
+function absentReason(event: ChangeEvent, rejection: AbsentRejection): string {
+  const { action, absent, looked } = rejection;
+  const table = action.table;
+  const keyOf = (texts: readonly (string | null)[]): string => table.primaryKey.map((c, k) => `${c}=${texts[k] ?? "null"}`).join(", ");
+  const own = keyOf(keyTextsOf(action));
+  const them = absent.length === 1 ? "it" : "them";
+  const rows = looked.length === 0 ? "the row it replaces was deleted before it" : `the target has no row ${looked.map(keyOf).join(" or ")} to take ${them} from`;
+  const source = sourceNameOf(event);
+  return (
+    `${table.display} (${own}): the update has no value for ${absent.length === 1 ? "column" : "columns"} ${absent.join(", ")} ` +
+    `(unchanged, so left out of the change: PostgreSQL does so with large TOASTed values) and ${rows}; ` +
+    `writing the row would put NULL in ${them}. Have the source send whole rows: ALTER TABLE ${source} REPLICA IDENTITY FULL, ` +
+    `and copy the table again to bring the target's rows back`
+  );
+}
 
 /** The server refused a value or a row, or a value could not be encoded: careful mode finds which. */
 function refused(error: unknown): boolean {
@@ -735,85 +1086,23 @@ async function applyOne(client: pg.Client, action: Action): Promise<void> {
   // Untyped parameters take the column's type, so a refused value is reported by position.
   const columns = action.columns!.names;
   const texts = textsOf(action);
+  if (!action.whole) {
+    // Not whole: only the columns it has, of the row the target has (absent.ts).
+    const updated = columns.flatMap((c, i) => (table.primaryKey.includes(c) ? [] : [`${quoteIdent(c)} = $${i + 1}`]));
+    if (updated.length === 0) return;
+    const result = await client.query(
+      `UPDATE ${table.sql} SET ${updated.join(", ")} WHERE ${table.primaryKey.map((c) => `${quoteIdent(c)} = $${columns.indexOf(c) + 1}`).join(" AND ")}`,
+      texts as (string | null)[],
+    );
+    updatedAll(table, result.rowCount, 1);
+    return;
+  }
   await client.query(
     `INSERT INTO ${table.sql} AS t (${columns.map(quoteIdent).join(", ")})${table.identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} ` +
       `VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")}) ` +
       onConflict(table, columns),
     texts as (string | null)[],
   );
-}
-
-/**
- * Per table (in order of first appearance): each key's final action. A range of inserts and
- * snapshot reads only needs no collapsing (a key cannot be inserted twice without a delete in
- * between), which spares a map lookup per row on the snapshot's hot path; should a key repeat
- * anyway (two sources routed into one table), the server refuses the statement and careful
- * mode applies the rows one by one, in order.
- */
-function collapse(actions: readonly Action[]): TablePlan[] {
-  if (actions.every((action) => action.fresh)) return groupFresh(actions);
-  const finals = new Map<TargetTable, Map<string, Action>>();
-  const fresh = new Map<TargetTable, boolean>();
-  for (const action of actions) {
-    let byKey = finals.get(action.table);
-    if (byKey === undefined) {
-      byKey = new Map();
-      finals.set(action.table, byKey);
-      fresh.set(action.table, true);
-    }
-    if (!action.fresh) fresh.set(action.table, false);
-    const key = keyOfAction(action);
-    const previous = byKey.get(key);
-    let final = action;
-    if (previous !== undefined) {
-      byKey.delete(key); // re-inserted below, so that the map's order is last-touched order
-      if (action.kind === "upsert" && previous.kind === "upsert") final = merge(previous, action);
-    }
-    byKey.set(key, final);
-  }
-  const plans: TablePlan[] = [];
-  for (const [table, byKey] of finals) {
-    const plan: TablePlan = { table, deletes: [], upserts: new Map(), fresh: fresh.get(table)! };
-    for (const action of byKey.values()) {
-      if (action.kind === "delete") plan.deletes.push(action);
-      else addTo(plan.upserts, action);
-    }
-    plans.push(plan);
-  }
-  return plans;
-}
-
-function groupFresh(actions: readonly Action[]): TablePlan[] {
-  const plans = new Map<TargetTable, TablePlan>();
-  for (const action of actions) {
-    let plan = plans.get(action.table);
-    if (plan === undefined) {
-      plan = { table: action.table, deletes: [], upserts: new Map(), fresh: true };
-      plans.set(action.table, plan);
-    }
-    addTo(plan.upserts, action);
-  }
-  return [...plans.values()];
-}
-
-function addTo(groups: Map<ColumnSet, Action[]>, action: Action): void {
-  const group = groups.get(action.columns!);
-  if (group === undefined) groups.set(action.columns!, [action]);
-  else group.push(action);
-}
-
-/** A later row image over an earlier one: columns it lacks keep the earlier values. */
-function merge(earlier: Action, later: Action): Action {
-  const before = earlier.columns!;
-  const after = later.columns!;
-  if (before === after || before.names.every((c) => after.names.includes(c))) return later;
-  const texts = new Map<string, string | null>();
-  const earlierTexts = textsOf(earlier);
-  const laterTexts = textsOf(later);
-  before.names.forEach((c, i) => texts.set(c, earlierTexts[i]!));
-  after.names.forEach((c, i) => texts.set(c, laterTexts[i]!));
-  const names = [...texts.keys()];
-  return { ...later, row: null, columns: columnSetOf(later.table, names), texts: names.map((c) => texts.get(c)!) };
 }
 
 /**
@@ -839,146 +1128,6 @@ class BulkCheck {
   }
 }
 
-/** The column sets met so far, per table; the last one used is tried first. */
-class ColumnSets {
-  private readonly last = new Map<TargetTable, ColumnSet>();
-  private readonly lastNamed = new Map<TargetTable, { names: readonly string[]; set: ColumnSet }>();
-
-  /** The set of these columns (a source's raw column list, one array for all its batches). */
-  ofNames(table: TargetTable, names: readonly string[]): ColumnSet {
-    const last = this.lastNamed.get(table);
-    if (last !== undefined && last.names === names) return last.set;
-    const set = columnSetOf(table, names);
-    this.lastNamed.set(table, { names, set });
-    return set;
-  }
-
-  /** The set of `row`'s columns, found without allocating when it is the usual one. */
-  of(table: TargetTable, row: Row): ColumnSet {
-    const last = this.last.get(table);
-    if (last !== undefined) {
-      const names = last.names;
-      let i = 0;
-      let same = true;
-      for (const name in row) {
-        if (names[i] !== name) {
-          same = false;
-          break;
-        }
-        i++;
-      }
-      if (same && i === names.length) return last;
-    }
-    const set = columnSetOf(table, Object.keys(row));
-    this.last.set(table, set);
-    return set;
-  }
-}
-
-const columnSetCache = new WeakMap<TargetTable, Map<string, ColumnSet>>();
-
-function columnSetOf(table: TargetTable, names: readonly string[]): ColumnSet {
-  let sets = columnSetCache.get(table);
-  if (sets === undefined) {
-    sets = new Map();
-    columnSetCache.set(table, sets);
-  }
-  const id = names.join("\u0000");
-  let set = sets.get(id);
-  if (set === undefined) {
-    const columns = names.map((name) => {
-      const column = table.columns.get(name);
-      if (column === undefined) throw new EncodeError(`no column ${name} in ${table.display}`);
-      return column;
-    });
-    const keyIndexes = table.primaryKey.map((name) => names.indexOf(name));
-    const missing = table.primaryKey.find((_, k) => keyIndexes[k] === -1);
-    if (missing !== undefined) throw new EncodeError(`the row has no value for the primary-key column ${missing}`);
-    set = {
-      table,
-      names,
-      encoders: columns.map((c) => c.encode),
-      keyIndexes,
-      escaped: columns.map((c) => !COPY_SAFE_KINDS.has(c.encoding.kind)),
-    };
-    sets.set(id, set);
-  }
-  return set;
-}
-
-/**
- * What the event asks of its target table; throws EncodeError when it cannot be applied. An
- * insert or read is only checked for its columns here (see `Action.texts`); an update is
- * encoded at once, as its key decides whether it moved a row.
- */
-function actionsOf(sinkEvent: SinkEvent, index: number, table: TargetTable, columnSets: ColumnSets): Action[] {
-  const event = sinkEvent.event;
-  if (event.op === "delete") return [deleteAction(index, table, keyOf(table, event.key, event.before))];
-  const after = event.after;
-  if (after === null) throw new EncodeError(`${event.op} event without an after image`);
-  const columns = columnSets.of(table, after);
-  if (event.op !== "update") {
-    return [{ index, table, kind: "upsert", fresh: true, row: after, columns, texts: null, keyTexts: NO_TEXTS, key: undefined }];
-  }
-  const texts = encodeRow(columns, after);
-  const upsert: Action = { index, table, kind: "upsert", fresh: false, row: after, columns, texts, keyTexts: NO_TEXTS, key: undefined };
-  if (event.before !== null && table.primaryKey.every((name) => Object.hasOwn(event.before!, name))) {
-    const oldKey = keyOf(table, null, event.before);
-    if (keyString(oldKey) !== keyOfAction(upsert)) return [deleteAction(index, table, oldKey), upsert];
-  }
-  return [upsert];
-}
-
-function encodeRow(columns: ColumnSet, row: Row): (string | null)[] {
-  const { names, encoders } = columns;
-  const texts: (string | null)[] = new Array(names.length);
-  for (let i = 0; i < names.length; i++) {
-    try {
-      texts[i] = encoders[i]!(row[names[i]!]!);
-    } catch (error) {
-      if (error instanceof EncodeError) throw new EncodeError(`column ${names[i]}: ${error.message}`);
-      throw error;
-    }
-  }
-  return texts;
-}
-
-/** An upsert's encoded values (encoding them now if planning did not). */
-function textsOf(action: Action): readonly (string | null)[] {
-  return action.texts ?? encodeRow(action.columns!, action.row!);
-}
-
-const NO_TEXTS: readonly (string | null)[] = [];
-
-function deleteAction(index: number, table: TargetTable, keyTexts: (string | null)[]): Action {
-  return { index, table, kind: "delete", fresh: false, row: null, columns: null, texts: null, keyTexts, key: keyString(keyTexts) };
-}
-
-/** The encoded key of any action. */
-function keyTextsOf(action: Action): readonly (string | null)[] {
-  if (action.kind === "delete") return action.keyTexts;
-  const { keyIndexes, encoders, names } = action.columns!;
-  if (action.texts !== null) return keyIndexes.map((at) => action.texts![at]!);
-  return keyIndexes.map((at) => encoders[at]!(action.row![names[at]!]!));
-}
-
-function keyOfAction(action: Action): string {
-  if (action.key === undefined) action.key = keyString(keyTextsOf(action));
-  return action.key;
-}
-
-/** The primary key's encoded values, from the event's key or else its before image. */
-function keyOf(table: TargetTable, key: Row | null, before: Row | null): (string | null)[] {
-  return table.primaryKey.map((name) => {
-    const value = key !== null && Object.hasOwn(key, name) ? key[name]! : before !== null && Object.hasOwn(before, name) ? before[name]! : undefined;
-    if (value === undefined || value === null) throw new EncodeError(`the delete has no value for the primary-key column ${name}`);
-    return table.columns.get(name)!.encode(value);
-  });
-}
-
-function keyString(texts: readonly (string | null)[]): string {
-  return texts.length === 1 ? (texts[0] ?? "\u0000") : texts.map((t) => (t === null ? "\u0000" : t)).join("\u0001");
-}
 
 /** A rejection's reason: table, key, column and value where they can be told, and the server's words. */
 function explain(actions: readonly Action[], error: PgError): string {

@@ -25,7 +25,8 @@
  * heartbeat), tables that do not exist, tables without a key, REPLICA IDENTITY NOTHING (with
  * such a table in a publication the server rejects its UPDATEs and DELETEs: we will not do that
  * to an application), and a slot in use. REPLICA IDENTITY DEFAULT is a warning: updates then
- * carry no `before` and deletes only the key.
+ * carry no `before` and deletes only the key. So is `max_slot_wal_keep_size = -1` (the default):
+ * the slot then keeps WAL without bound while the pipeline is stopped.
  */
 import type pg from "pg";
 import {
@@ -85,6 +86,10 @@ export class PostgresSource implements SourceReader {
   private stream: ReplicationStream | undefined;
   private plan: Plan | undefined;
   private tables = new Map<string, TableDescription>();
+  /** The WAL position just after `tables` were described (relation-schemas.ts). */
+  private describedAt = 0n;
+  /** Tables whose definition changed since start, as the stream last saw them, by their name now. */
+  private readonly changedSchemas = new Map<string, TableSchema>();
   private database = "";
   private acknowledged = 0n;
 
@@ -146,6 +151,8 @@ export class PostgresSource implements SourceReader {
       start: plan.streamFrom,
       acknowledged: this.acknowledged > plan.streamFrom ? this.acknowledged : plan.streamFrom,
       tables: this.tables,
+      describedAt: this.describedAt,
+      onSchemaChange: (change) => this.changedSchemas.set(change.table, change.schema),
       checkpointState: { tables: [...this.tables.keys()] },
       types: this.types,
       catalog: (sql, params) => this.catalogQuery(sql, params),
@@ -182,6 +189,8 @@ export class PostgresSource implements SourceReader {
 
   /** A captured table as the server declares it (generated columns left out: they are never sent). */
   async describe(table: { readonly schema: string; readonly table: string }): Promise<TableSchema | undefined> {
+    const changed = this.changedSchemas.get(`${table.schema}.${table.table}`);
+    if (changed !== undefined) return changed;
     const found = this.tables.get(`${table.schema}.${table.table}`);
     if (found === undefined) return undefined;
     return {
@@ -233,6 +242,18 @@ export class PostgresSource implements SourceReader {
     const tables = await resolveTables(query, settings.tables, this.address, this.types);
     this.tables = new Map(tables.map((table) => [table.qualifiedName, table]));
     this.checkTables(tables, streaming);
+    if (streaming) {
+      this.describedAt = lsnToBigInt(String((await query("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn));
+      if (server.maxSlotWalKeepSize === "-1") {
+        log.warn(
+          `${where} has max_slot_wal_keep_size = -1: while this pipeline is stopped or behind, its replication slot ${settings.slot} keeps ` +
+            `every WAL file written since its position, without bound, until the server's disk is full. Bound it: ALTER SYSTEM SET ` +
+            `max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (a slot that falls further behind is then invalidated: the pipeline ` +
+            `stops, and must copy its tables again). When the pipeline is retired, remove its slot: dts drop <pipeline file>, or SELECT pg_drop_replication_slot('${settings.slot}')`,
+          { slot: settings.slot },
+        );
+      }
+    }
 
     const resumeState = snapshotStateOf(context.resume);
     if (!streaming) {

@@ -30,9 +30,18 @@ neither is an error unless it is \`REPLICA IDENTITY FULL\`, which makes every co
 \`REPLICA IDENTITY NOTHING\` is an error, because the server rejects UPDATE and DELETE on such
 a table once it is in a publication. With the default replica identity (a warning at start), an
 update's \`before\` is null and a delete's holds only the key, and a large (TOASTed) value an
-update did not change is left out of \`after\`; \`ALTER TABLE ... REPLICA IDENTITY FULL\` gives
-whole before images and complete \`after\` rows. TRUNCATE is not captured (a change event has
-no truncate operation): it is logged as a warning and the sinks keep the rows.
+update did not change is left out of \`after\` — absent, meaning unchanged, never NULL;
+\`ALTER TABLE ... REPLICA IDENTITY FULL\` gives whole before images and complete \`after\` rows.
+TRUNCATE is not captured (a change event has no truncate operation): it is logged as a warning
+and the sinks keep the rows.
+
+An \`ALTER TABLE\` on a captured table reaches the sinks as a schema change, at the point where it
+happened, before the changes after it: columns added (with what existing rows hold, when a
+constant \`DEFAULT\` gave them a value), dropped, or of another type, and the table renamed (its
+changes then carry the new name). pgoutput sends only the new column list, so a renamed column
+is a dropped and an added one. Each change is logged once, saying what changed. A change made
+while the pipeline is stopped, before any change to that table after its checkpoint, is not
+seen as such: the rows after it show it.
 
 The slot is created with an exported snapshot and the tables are copied inside it, so the
 stream that follows has no gap and no duplicate. Tables are read in primary-key chunks of
@@ -51,8 +60,9 @@ A position is a WAL position (LSN): every event of a transaction carries its com
 checkpoint is the LSN just after a commit. The slot's confirmed position moves only at
 transaction boundaries, after every sink has made the transaction durable. Delivery is
 at-least-once: changes after the last checkpoint may be sent again. The slot keeps WAL on the
-server while the pipeline is stopped; drop it (\`pg_drop_replication_slot\`) when the pipeline is
-retired. The source writes small logical messages (\`pg_logical_emit_message\`, prefix
+server while the pipeline is stopped, without bound when the server's \`max_slot_wal_keep_size\`
+is -1 (the default; a warning at start says so, and how to bound it); drop it (\`dts drop\`, or
+\`pg_drop_replication_slot\`) when the pipeline is retired. The source writes small logical messages (\`pg_logical_emit_message\`, prefix
 \`dts_heartbeat\`) to learn when it has caught up, and as a heartbeat when the captured tables
 have been quiet for \`heartbeat_seconds\`, so that the slot moves and WAL does not pile up.
 A server that refuses the connection on a first run stops the pipeline at once; once the
@@ -107,6 +117,25 @@ export const sinkSpec = defineConnector({
 snapshot rows become upserts by primary key (\`INSERT ... ON CONFLICT ... DO UPDATE\`); deletes
 delete by key; an update that changes the key deletes the old row and upserts the new one.
 
+Absent is not null: an update without some of the source table's columns (PostgreSQL's
+unchanged TOASTed values) updates only the columns it has, of the row the target has. An update
+that changes the key takes the values it lacks from the row it replaces — an earlier change of
+the key in the same write, or the target's row, read in the same transaction. Where the target
+has no such row, the update is rejected (dead-lettered, or the pipeline stops) with a reason
+naming \`REPLICA IDENTITY FULL\`: it is never written with NULL in place of a value.
+
+A schema change of a source table (flows that only filter or validate pass them on) is applied
+to its target table before the rows after it: a column added on the source is added (rows that
+existed take a constant \`DEFAULT\` the source gave them), a column whose type the source widened
+is widened (integers, \`numeric\` digits, \`varchar\` length or \`text\`, \`real\` to
+\`double precision\`, time precision). A narrowing or other type change stops the pipeline,
+naming table, column, both types and the statement to run; a dropped column stays in the target
+with its values (a warning), as does the old column of a renamed one; a renamed table gets a
+warning naming the stale target table, and its changes go to a table of the new name. A row with
+a column the target lacks adds the column too, with the source's type (or one inferred from the
+values). All of this needs \`create_tables: true\`; without it the sink changes no table and
+stops with the exact \`ALTER TABLE\` to run.
+
 Each batch the runner hands over (whole source transactions; the runner groups consecutive
 ones up to 10,000 events) is applied in one target transaction, whole or not at all, and
 changes to one key keep their order. A source transaction larger than one batch (the
@@ -143,7 +172,7 @@ table is an error.`,
       secret: true,
       example: `"postgres://postgres@127.0.0.1:5432/shop_standby"`,
     }),
-    create_tables: field.boolean("Create a missing target table (and schema) with the source table's column types and primary key.", {
+    create_tables: field.boolean("Create a missing target table (and schema) with the source table's column types and primary key, and follow the source's schema changes: add columns, widen types.", {
       default: false,
       example: "true",
     }),

@@ -26,6 +26,8 @@ export interface ColumnDescription {
   /** The type as PostgreSQL writes it: `integer`, `numeric(10,2)`, `character varying(20)`, `text[]`, `public.mood`. */
   readonly type: string;
   readonly typeOid: number;
+  /** The type's modifier (`atttypmod`: a length, a precision), -1 when none: with the OID, what a Relation message says of a column. */
+  readonly typeModifier: number;
   /** What the value is in dts (see decode.ts). */
   readonly staticType: StaticType;
   readonly nullable: boolean;
@@ -76,6 +78,8 @@ export interface ServerDescription {
   /** The user may open replication connections (REPLICATION attribute or superuser). */
   readonly replication: boolean;
   readonly maxReplicationSlots: number;
+  /** `max_slot_wal_keep_size` as the server prints it (`-1`: a slot keeps WAL without bound); null before PostgreSQL 13. */
+  readonly maxSlotWalKeepSize: string | null;
 }
 
 export async function describeServer(url: string): Promise<ServerDescription> {
@@ -92,7 +96,8 @@ export async function readServer(query: Query, address: ServerAddress): Promise<
     const { rows } = await query(
       `SELECT current_setting('server_version_num')::int4 AS version, current_setting('wal_level') AS wal_level,
               (SELECT rolsuper OR rolreplication FROM pg_catalog.pg_roles WHERE rolname = current_user) AS replication,
-              current_setting('max_replication_slots')::int4 AS max_slots`,
+              current_setting('max_replication_slots')::int4 AS max_slots,
+              current_setting('max_slot_wal_keep_size', true) AS max_slot_wal_keep_size`,
     );
     const row = rows[0]!;
     return {
@@ -100,6 +105,7 @@ export async function readServer(query: Query, address: ServerAddress): Promise<
       walLevel: String(row.wal_level),
       replication: row.replication === true,
       maxReplicationSlots: Number(row.max_slots),
+      maxSlotWalKeepSize: row.max_slot_wal_keep_size === null || row.max_slot_wal_keep_size === undefined ? null : String(row.max_slot_wal_keep_size),
     };
   } catch (error) {
     throw queryError(error, address, "reading server settings");
@@ -182,7 +188,7 @@ async function describe(query: Query, tables: readonly Record<string, unknown>[]
   try {
     columns = (
       await query(
-        `SELECT a.attrelid::int8 AS rel, a.attname AS name, a.atttypid::int4 AS type_oid,
+        `SELECT a.attrelid::int8 AS rel, a.attname AS name, a.atttypid::int4 AS type_oid, a.atttypmod AS type_modifier,
                 format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable, a.attgenerated::text AS generated
            FROM pg_catalog.pg_attribute a
           WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
@@ -213,6 +219,7 @@ async function describe(query: Query, tables: readonly Record<string, unknown>[]
         name: String(row.name),
         type: String(row.type),
         typeOid: Number(row.type_oid),
+        typeModifier: Number(row.type_modifier),
         staticType: types.column(Number(row.type_oid)).staticType,
         nullable: row.nullable === true,
         generated: String(row.generated ?? "") !== "",
