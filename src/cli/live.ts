@@ -19,9 +19,8 @@
 import type { Expr, FlowDecl, PipelineFile, SinkDecl, SourceDecl, Span } from "../ast/nodes.js";
 import type { ColumnInfo } from "../check/expressions.js";
 import { checkParsed, parsePipelineText } from "../compile.js";
-import type { ConnectorContext, DescribedTable, Finding } from "../connectors/capabilities.js";
+import { findingMessage, findingSeverity, type ConnectorContext, type DescribedTable, type Finding } from "../connectors/capabilities.js";
 import { findSink, findSource } from "../connectors/registry.js";
-import { catalogue, catalogueMessage } from "../diagnostics/catalogue.js";
 import type { Diagnostic } from "../diagnostics/diagnostic.js";
 import type { StaticType } from "../expr/signatures.js";
 import { ConnectorError } from "../runtime/contracts.js";
@@ -119,9 +118,9 @@ async function asking(label: string, body: () => Promise<void>): Promise<void> {
 function diagnostic(finding: Finding, who: string, span: Span): Diagnostic {
   return {
     code: finding.code,
-    severity: catalogue[finding.code].severity,
+    severity: findingSeverity(finding),
     span,
-    message: `${who}: ${catalogueMessage(finding.code, finding.args)}`,
+    message: `${who}: ${findingMessage(finding)}`,
     notes: [],
     ...(finding.fix !== undefined ? { help: finding.fix } : {}),
   };

@@ -21,7 +21,7 @@
  * Each connector folder declares one `Connector` in its `index.ts`; src/connectors/registry.ts
  * lists them. The CLI and the runtime reach a connector only through these types.
  */
-import type { DiagnosticCode } from "../diagnostics/catalogue.js";
+import { catalogue, catalogueMessage, type DiagnosticCode } from "../diagnostics/catalogue.js";
 import type { StaticType } from "../expr/signatures.js";
 import type { CanonicalKind } from "../model/canonical.js";
 import type { Value } from "../model/value.js";
@@ -100,6 +100,15 @@ export interface Finding {
   readonly fix?: string;
   /** What it is about, so that the check can point at it: an option, or the flow's read of `before`. */
   readonly about?: { readonly option: string } | "before";
+}
+
+/** A finding's message: the catalogue's template for its code, filled. */
+export function findingMessage(finding: Finding): string {
+  return catalogueMessage(finding.code, finding.args);
+}
+
+export function findingSeverity(finding: Finding): "error" | "warning" {
+  return catalogue[finding.code].severity;
 }
 
 /** Throws a ConnectorError when the server cannot be asked at all (`dts check --live` exits 3). */

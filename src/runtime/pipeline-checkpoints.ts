@@ -29,5 +29,5 @@ export async function pipelineCheckpoints(plan: Plan, values: StartValues, baseD
   if (capability === undefined) return { where: `${where} (${sink.connector})`, reason: `the ${sink.connector} connector offers the tools no checkpoint store` };
   const open = await capability();
   const store = open({ pipeline: plan.pipeline.name, name: sink.name, options: values.sinks.get(sink.name)?.options ?? {}, baseDir, tool });
-  return { store, where: `${where} (${store.location ?? sink.connector})` };
+  return { store, where: store.location === undefined ? `${where} (${sink.connector})` : `${store.location} of ${where}` };
 }

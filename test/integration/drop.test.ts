@@ -6,13 +6,14 @@
  * file, or the advisory lock of checkpoint "postgres"). `dts status` points at `dts drop`
  * when an inactive slot retains WAL.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveName } from "../../src/connectors/postgres/slot.js";
-import { requireBuild, runDts, startDtsRun, unique, waitFor } from "./postgres-e2e-helpers.js";
+import { requireBuild, ROOT, runDts, startDtsRun, unique, waitFor } from "./postgres-e2e-helpers.js";
 import { createDatabase, type TestDatabase } from "./postgres-sink-helpers.js";
 
 let source: TestDatabase;
@@ -85,6 +86,14 @@ flow src -> out
     expect(status.stdout).toMatch(new RegExp(`warning: source src: replication slot ${names} is inactive and makes the server keep \\d+(\\.\\d)? (B|kB|MB|GB) of WAL`));
     expect(status.stdout).toContain(`If the pipeline is abandoned, remove its slots, publications and checkpoint: dts drop ${file}`);
 
+    // On a terminal it asks; "n" removes nothing (script(1) gives the command a terminal).
+    const declined = spawnSync("script", ["-qec", `${process.execPath} ${join(ROOT, "dist/src/cli/dts.js")} drop ${file}`, "/dev/null"], { input: "n\n", encoding: "utf8", timeout: 60_000 });
+    expect(declined.error, "script(1) runs the command on a terminal").toBeUndefined();
+    expect(declined.stdout).toContain("Remove them? [y/N]");
+    expect(declined.stdout).toContain("nothing removed");
+    expect(declined.status).toBe(1);
+    expect(await slotExists(names)).toBe(true);
+
     // Without --yes and without a terminal: listed, nothing removed.
     const unconfirmed = await runDts(["drop", file], {});
     expect(unconfirmed.code).toBe(2);
@@ -135,7 +144,7 @@ flow src -> standby
 
     const dropped = await runDts(["drop", file, "--yes"], {});
     expect(dropped.code, dropped.stderr).toBe(0);
-    expect(dropped.stdout).toContain(`removed the checkpoint of pipeline "${pipeline}" in sink standby (dts.checkpoints on postgres://postgres@127.0.0.1:5432/${target.name}) (source src)`);
+    expect(dropped.stdout).toContain(`removed the checkpoint of pipeline "${pipeline}" in dts.checkpoints of sink standby (source src)`);
     expect(await slotExists(names)).toBe(false);
     expect(await publicationExists(names)).toBe(false);
     expect(await target.sql("SELECT pipeline FROM dts.checkpoints ORDER BY pipeline")).toEqual([{ pipeline: "another_pipeline" }]);

@@ -135,8 +135,9 @@ export class PostgresCheckpointStore implements CheckpointStore {
     });
   }
 
+  /** Read as "checkpoints in dts.checkpoints of sink NAME": the sink's options say which server. */
   get location(): string {
-    return `${CHECKPOINT_TABLE} on ${this.server}`;
+    return CHECKPOINT_TABLE;
   }
 
   async savedAt(): Promise<ReadonlyMap<string, Date>> {

@@ -47,8 +47,7 @@ import { isSnapshotState, snapshotBatches, snapshotComplete, type SnapshotState 
 import { readServer, resolveTables, type TableDescription } from "./tables.js";
 import { serverFindings, tableFindings } from "./preflight.js";
 import { readSourceSettings, type SourceSettings } from "./source-settings.js";
-import type { Finding } from "../capabilities.js";
-import { catalogue, catalogueMessage } from "../../diagnostics/catalogue.js";
+import { findingMessage, findingSeverity, type Finding } from "../capabilities.js";
 
 export type { SnapshotMode } from "./source-settings.js";
 
@@ -308,12 +307,12 @@ export class PostgresSource implements SourceReader {
    * `dts check --live` prints: preflight.ts), and logs the warnings.
    */
   private stopAt(findings: readonly Finding[], where: string): void {
-    const error = findings.find((finding) => catalogue[finding.code].severity === "error");
+    const error = findings.find((finding) => findingSeverity(finding) === "error");
     if (error !== undefined) {
-      throw new ConnectorError(`${where}: ${catalogueMessage(error.code, error.args)} (${error.code})${error.fix !== undefined ? `: ${error.fix}` : ""}`, false);
+      throw new ConnectorError(`${where}: ${findingMessage(error)} (${error.code})${error.fix !== undefined ? `: ${error.fix}` : ""}`, false);
     }
     for (const warning of findings) {
-      this.context.log.warn(catalogueMessage(warning.code, warning.args), { code: warning.code, ...(warning.fix !== undefined ? { fix: warning.fix } : {}) });
+      this.context.log.warn(findingMessage(warning), { code: warning.code, ...(warning.fix !== undefined ? { fix: warning.fix } : {}) });
     }
   }
 
