@@ -3,11 +3,10 @@
  * list serves both `npm run gen` (which writes it) and a unit test (which fails when a
  * checked-in file differs), so a generator added here is kept fresh by both at once.
  */
-import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { renderConnectorIndex, renderConnectorPage, schemaFileName, specsByConnector } from "../src/connectors/doc.js";
-import { sinkSpecs, sourceSpecs } from "../src/connectors/registry.js";
+import { findSink, findSource, isBuilt, sinkSpecs, sourceSpecs } from "../src/connectors/registry.js";
 import { connectorSchema, type ConnectorSpec } from "../src/connectors/spec.js";
 import { cstTypesFile } from "./grammar/cst-types.js";
 import { ebnfFile } from "./grammar/ebnf.js";
@@ -63,9 +62,25 @@ function connectorPages(): GeneratedFile[] {
     })),
     {
       path: "docs/connectors/README.md",
-      content: renderConnectorIndex(specs, (spec) => existsSync(join(process.cwd(), "src/connectors", spec.name, `${spec.role}.ts`))),
+      content: renderConnectorIndex(
+        specs,
+        (spec) => isBuilt(spec.role, spec.name),
+        (spec) => toolsOf(spec),
+      ),
     },
   ];
+}
+
+/** The tool capabilities a connector's role declares, in the order the index explains them. */
+function toolsOf(spec: ConnectorSpec): string[] {
+  if (spec.role === "source") {
+    const source = findSource(spec.name);
+    return (["preflight", "describe", "status", "verify", "drop"] as const).filter((tool) => source?.[tool] !== undefined);
+  }
+  const sink = findSink(spec.name);
+  const tools: string[] = (["preflight", "verify", "drop"] as const).filter((tool) => sink?.[tool] !== undefined);
+  if (sink?.checkpointStore !== undefined) tools.push("checkpoints");
+  return tools;
 }
 
 function connectorSchemas(): GeneratedFile[] {

@@ -22,13 +22,33 @@ export interface CompileResult {
 }
 
 export function compileText(text: string, path: string, options: Pick<CheckOptions, "columns"> = {}): CompileResult {
+  return checkParsed(parsePipelineText(text), text, path, options);
+}
+
+/** The syntax stages' result: the AST and what they reported. */
+export interface ParsedPipeline {
+  readonly file: PipelineFile;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export function parsePipelineText(text: string): ParsedPipeline {
   const diagnostics = new DiagnosticBag();
   const { file } = parseFile(text, diagnostics);
+  return { file, diagnostics: diagnostics.items };
+}
+
+/**
+ * A parsed file checked and compiled. `dts check --live` checks one parse twice: first to
+ * know the servers (their URLs are values of the plan), then knowing the tables' columns.
+ */
+export function checkParsed(parsed: ParsedPipeline, text: string, path: string, options: Pick<CheckOptions, "columns"> = {}): CompileResult {
+  const diagnostics = new DiagnosticBag();
+  diagnostics.items.push(...parsed.diagnostics);
   // Names and types are checked even after syntax errors, in what did parse.
-  const checked = checkPipeline(file, diagnostics, { path, text, ...options });
+  const checked = checkPipeline(parsed.file, diagnostics, { path, text, ...options });
   const sorted = diagnostics.sorted();
   const plan = checked !== undefined && !diagnostics.hasErrors ? compilePlan(checked, text) : undefined;
-  return { plan, ast: file, diagnostics: sorted, rendered: renderDiagnostics(sorted, { path, text }) };
+  return { plan, ast: parsed.file, diagnostics: sorted, rendered: renderDiagnostics(sorted, { path, text }) };
 }
 
 export async function compileFile(path: string, options: Pick<CheckOptions, "columns"> = {}): Promise<CompileResult> {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
  * `dts-run FILE.dts [--until-caught-up] [--log-level debug|info|warn|error]` — runs a pipeline.
+ * `--help` and `--version` print the usage and the version.
  *
  * Exit codes (also in docs/running.md):
  *   0  stopped normally: the sources ended, --until-caught-up was reached, or SIGINT/SIGTERM
@@ -27,13 +28,22 @@ import { createLogger, isLogLevel, LOG_LEVELS, streamLineSink, type LineSink, ty
 import { Metrics } from "../runtime/metrics.js";
 import { ProgressDisplay } from "../runtime/progress.js";
 import { PipelineFailure, runPipeline, type FailureKind, type RunSummary } from "../runtime/run.js";
+import { describeOptions, dtsVersion, parseCommandLine, type OptionTable } from "./command-line.js";
+
+const options: OptionTable = {
+  "until-caught-up": { type: "boolean", description: "stop once every source has nothing more to send and everything read is durable" },
+  "log-level": { type: "string", value: "LEVEL", description: `the least important log records shown: ${LOG_LEVELS.join(", ")} (default info)` },
+};
 
 const usage = `usage: dts-run FILE.dts [--until-caught-up] [--log-level ${LOG_LEVELS.join("|")}]
 
-  --until-caught-up   stop once every source has nothing more to send
-  --log-level LEVEL   the least important log records shown (default info)
+Runs the pipeline: a snapshot, then changes, until stopped (or until caught up).
 
-SIGINT or SIGTERM stops the run after draining and checkpointing; a second one exits at once.`;
+options:
+${describeOptions(options)}
+
+SIGINT or SIGTERM stops the run after draining and checkpointing; a second one exits at once.
+Exit codes: docs/running.md.`;
 
 const EXIT_FOR: Readonly<Record<FailureKind, number>> = { start: 1, connector: 3, rejected: 4 };
 
@@ -43,41 +53,37 @@ interface Arguments {
   readonly logLevel: LogLevel;
 }
 
-function parseArguments(argv: readonly string[]): Arguments | string {
-  let file: string | undefined;
-  let untilCaughtUp = false;
-  let logLevel: LogLevel = "info";
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--until-caught-up") {
-      untilCaughtUp = true;
-    } else if (arg === "--log-level" || arg.startsWith("--log-level=")) {
-      const value = arg === "--log-level" ? argv[++i] : arg.slice("--log-level=".length);
-      if (value === undefined || !isLogLevel(value)) return `--log-level is one of ${LOG_LEVELS.join(", ")}, not ${value ?? "nothing"}`;
-      logLevel = value;
-    } else if (arg.startsWith("-") && arg !== "-") {
-      return `unknown option ${arg}`;
-    } else if (file === undefined) {
-      file = arg;
-    } else {
-      return "dts-run takes one pipeline file";
-    }
-  }
-  if (file === undefined) return "no pipeline file given";
-  return { file, untilCaughtUp, logLevel };
+type Invocation = { readonly kind: "run"; readonly args: Arguments } | { readonly kind: "help" | "version" } | { readonly kind: "usage-error"; readonly message: string };
+
+function parseArguments(argv: readonly string[]): Invocation {
+  const parsed = parseCommandLine(argv, options);
+  if (parsed.kind !== "run") return parsed;
+  const bad = (message: string): Invocation => ({ kind: "usage-error", message });
+  const level = parsed.values["log-level"] ?? "info";
+  if (typeof level !== "string" || !isLogLevel(level)) return bad(`--log-level is one of ${LOG_LEVELS.join(", ")}, not ${String(level)}`);
+  if (parsed.positionals.length === 0) return bad("no pipeline file given");
+  if (parsed.positionals.length > 1) return bad("dts-run takes one pipeline file");
+  return { kind: "run", args: { file: parsed.positionals[0]!, untilCaughtUp: parsed.values["until-caught-up"] === true, logLevel: level } };
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(`${usage}\n`);
-    return 0;
+  const invocation = parseArguments(argv);
+  switch (invocation.kind) {
+    case "help":
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    case "version":
+      process.stdout.write(`dts-run ${dtsVersion()}\n`);
+      return 0;
+    case "usage-error":
+      process.stderr.write(`dts-run: ${invocation.message}\n${usage}\n`);
+      return 2;
+    case "run":
+      return runFile(invocation.args);
   }
-  const args = parseArguments(argv);
-  if (typeof args === "string") {
-    process.stderr.write(`dts-run: ${args}\n${usage}\n`);
-    return 2;
-  }
+}
 
+async function runFile(args: Arguments): Promise<number> {
   let compiled;
   try {
     compiled = await compileFile(args.file);

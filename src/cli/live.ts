@@ -1,166 +1,159 @@
 /**
- * `dts check --live FILE.dts`: the check, knowing the source databases.
+ * `dts check --live FILE.dts`: the check, knowing the servers.
  *
- * For every PostgreSQL source the tables its `tables` patterns name are described by the
- * server (src/connectors/postgres/tables.ts), and the checker is given their columns, so a
- * misspelt column is an error with a suggestion (`row.amout`: no column "amout" in
- * public.orders; did you mean "amount"?) before anything runs. The server is also asked what
- * the source will need at start-up, and what it cannot give is reported as findings, printed
- * after the checker's diagnostics in the same `FILE:LINE:COL: severity: message` form:
+ * The file is parsed once and checked; then, with the plan's values fixed at start resolved
+ * (the URLs usually come from env()), every source and sink is asked what its connector
+ * declares (capabilities.ts):
  *
- *   error    wal_level is not logical; the user may not replicate; a pattern matches no table
- *   warning  a flow reads `before` from a table whose REPLICA IDENTITY does not give it
- *            (DEFAULT: no before on updates and only the key on deletes; NOTHING, or no key)
+ *   describe    the tables a source captures, with their columns: the parsed file is checked
+ *               again knowing them, so a misspelt column is an error with a suggestion
+ *               (`row.amout`: no column "amout" in public.orders; did you mean "amount"?)
+ *   preflight   what the server must give the pipeline — the checks a source's start makes
+ *               too, with the same DTS code — each finding printed with the checker's
+ *               diagnostics, `FILE:LINE:COL: severity CODE: message`, a caret at the option
+ *               it is about (or at the flow's read of `before`), and the fix as help
  *
- * A server that cannot be reached is not a finding: `LiveCheckError`, exit code 3.
+ * A connector that declares neither is named in the summary line ("not checked live"). A
+ * server that cannot be reached is not a finding: a ToolError with exit code 3.
  */
-import { readFile } from "node:fs/promises";
 import type { Expr, FlowDecl, PipelineFile, SinkDecl, SourceDecl, Span } from "../ast/nodes.js";
-import { compileText } from "../compile.js";
 import type { ColumnInfo } from "../check/expressions.js";
-import { describeServer, describeTables, type TableDescription } from "../connectors/postgres/tables.js";
-import { LineMap } from "../diagnostics/render.js";
+import { checkParsed, parsePipelineText } from "../compile.js";
+import { findingMessage, findingSeverity, type ConnectorContext, type DescribedTable, type Finding } from "../connectors/capabilities.js";
+import { findSink, findSource } from "../connectors/registry.js";
+import type { Diagnostic } from "../diagnostics/diagnostic.js";
 import type { StaticType } from "../expr/signatures.js";
 import { ConnectorError } from "../runtime/contracts.js";
-import { optionList, stringOptionOf, type LoadedPipeline } from "./pipeline-tools.js";
 import { resolveStartValues, StartValueError } from "../runtime/start-values.js";
 import { dirname, resolve } from "node:path";
+import { ToolError } from "./pipeline-tools.js";
 
-export interface LiveFinding {
-  readonly severity: "error" | "warning";
-  readonly span: Span;
-  readonly message: string;
-  readonly help?: string;
+export interface LiveCheck {
+  /** The checker's diagnostics (with the columns known) and the findings, sorted. */
+  readonly diagnostics: readonly Diagnostic[];
+  /** False when the file has errors: nothing was asked. */
+  readonly checked: boolean;
+  /** `source shop (postgres)`: asked. */
+  readonly asked: readonly string[];
+  /** `sink out (jsonl)`: its connector declares nothing to check live. */
+  readonly notChecked: readonly string[];
 }
 
-export interface LiveInfo {
-  /** For the checker: the columns of the tables each source captures. */
-  readonly columns: (source: string) => ColumnInfo | undefined;
-  readonly findings: readonly LiveFinding[];
-  /** The findings as the user reads them (empty when there are none). */
-  readonly rendered: string;
-}
-
-/** A server could not be reached (or refused us): dts check --live exits with `exitCode`. */
-export class LiveCheckError extends Error {
-  readonly exitCode = 3;
-  constructor(message: string) {
-    super(message);
-    this.name = "LiveCheckError";
-  }
-}
-
-export async function liveColumns(file: string): Promise<LiveInfo> {
-  const text = await readFile(file, "utf8");
-  const compiled = compileText(text, file);
+export async function checkLive(file: string, text: string): Promise<LiveCheck> {
+  const parsed = parsePipelineText(text);
+  const first = checkParsed(parsed, text, file);
   // A pipeline with errors is reported by the ordinary check; there is nothing to ask about.
-  if (compiled.plan === undefined) return { columns: () => undefined, findings: [], rendered: "" };
+  if (first.plan === undefined) return { diagnostics: first.diagnostics, checked: false, asked: [], notChecked: [] };
+  const plan = first.plan;
   let values;
   try {
-    values = resolveStartValues(compiled.plan);
+    values = resolveStartValues(plan);
   } catch (error) {
-    if (error instanceof StartValueError) throw new LiveCheckError(`cannot compute the source URLs: ${error.message}`);
+    if (error instanceof StartValueError) throw new ToolError(`cannot compute the connectors' options: ${error.message}`, 1);
     throw error;
   }
-  const pipeline: LoadedPipeline = { file, plan: compiled.plan, values, baseDir: dirname(resolve(file)) };
-  const declarations = compiled.ast.declarations;
-  const findings: LiveFinding[] = [];
-  const bySource = new Map<string, ColumnInfo>();
-  for (const source of compiled.plan.sources) {
-    if (source.connector !== "postgres") continue;
-    const decl = declarations.find((d): d is SourceDecl => d.kind === "source" && d.name.text === source.name)!;
-    const url = stringOptionOf(pipeline, source, "url");
-    if (url === undefined) continue;
-    let server;
-    try {
-      server = await describeServer(url);
-    } catch (error) {
-      throw new LiveCheckError(`source ${source.name}: ${(error as Error).message}`);
-    }
-    if (server.walLevel !== "logical") {
-      findings.push({
-        severity: "error",
-        span: decl.name.span,
-        message: `source ${source.name}: the server has wal_level = ${server.walLevel}; logical replication needs wal_level = logical`,
-        help: "ALTER SYSTEM SET wal_level = logical, then restart the server (locally: bash scripts/services.sh)",
-      });
-    }
-    if (!server.replication) {
-      findings.push({
-        severity: "error",
-        span: decl.name.span,
-        message: `source ${source.name}: the user may not open replication connections`,
-        help: "ALTER ROLE <user> REPLICATION",
-      });
-    }
-    let tables: TableDescription[];
-    try {
-      tables = await describeTables(url, optionList(pipeline, source, "tables"));
-    } catch (error) {
-      if (!(error instanceof ConnectorError) || /cannot connect/.test(error.message)) throw new LiveCheckError(`source ${source.name}: ${(error as Error).message}`);
-      findings.push({ severity: "error", span: optionSpan(decl, "tables") ?? decl.name.span, message: `source ${source.name}: ${error.message}` });
+  const declarations = first.ast.declarations;
+  const context = (name: string, options: ConnectorContext["options"]): ConnectorContext => ({
+    pipeline: plan.pipeline.name,
+    name,
+    options,
+    baseDir: dirname(resolve(file)),
+    tool: "dts check",
+  });
+  const findings: Diagnostic[] = [];
+  const described = new Map<string, ColumnInfo>();
+  const asked: string[] = [];
+  const notChecked: string[] = [];
+
+  for (const source of plan.sources) {
+    const label = `source ${source.name} (${source.connector})`;
+    const capabilities = findSource(source.connector);
+    if (capabilities?.preflight === undefined && capabilities?.describe === undefined) {
+      notChecked.push(label);
       continue;
     }
-    bySource.set(source.name, columnInfo(tables));
-    for (const table of tables) {
-      if (table.keyColumns.length === 0) {
-        findings.push({
-          severity: "warning",
-          span: optionSpan(decl, "tables") ?? decl.name.span,
-          message: `source ${source.name}: ${table.qualifiedName} has no primary key and no replica identity index: its updates and deletes cannot be applied by key`,
-          help: `add a primary key, or ALTER TABLE ${table.qualifiedName} REPLICA IDENTITY FULL`,
-        });
+    asked.push(label);
+    const decl = declarations.find((d): d is SourceDecl => d.kind === "source" && d.name.text === source.name)!;
+    const readsBefore = beforeReads(decl.name.text, declarations);
+    const sourceContext = { ...context(source.name, values.sources.get(source.name)?.options ?? {}), readsBefore: readsBefore !== undefined };
+    await asking(label, async () => {
+      if (capabilities.preflight !== undefined) {
+        const preflight = await capabilities.preflight();
+        for (const finding of await preflight(sourceContext)) findings.push(diagnostic(finding, `source ${source.name}`, spanOf(finding, decl, readsBefore)));
       }
-    }
-    for (const flow of declarations.filter((d): d is FlowDecl => d.kind === "flow" && d.source.text === source.name)) {
-      const reads = readsOfBefore(flow, declarations);
-      if (reads === undefined) continue;
-      for (const table of tables) {
-        const problem = beforeProblem(table);
-        if (problem === undefined) continue;
-        findings.push({
-          severity: "warning",
-          span: reads,
-          message: `this flow reads before, but ${table.qualifiedName} has ${problem}`,
-          help: `ALTER TABLE ${table.qualifiedName} REPLICA IDENTITY FULL`,
-        });
-      }
-    }
+      if (capabilities.describe !== undefined) described.set(source.name, columnInfo(await (await capabilities.describe())(sourceContext)));
+    });
   }
-  return { columns: (name) => bySource.get(name), findings, rendered: renderFindings(findings, file, text) };
+  for (const sink of plan.sinks) {
+    const label = `sink ${sink.name} (${sink.connector})`;
+    const preflight = findSink(sink.connector)?.preflight;
+    if (preflight === undefined) {
+      notChecked.push(label);
+      continue;
+    }
+    asked.push(label);
+    const decl = declarations.find((d): d is SinkDecl => d.kind === "sink" && d.name.text === sink.name)!;
+    await asking(label, async () => {
+      for (const finding of await (await preflight())(context(sink.name, values.sinks.get(sink.name)?.options ?? {}))) {
+        findings.push(diagnostic(finding, `sink ${sink.name}`, spanOf(finding, decl, undefined)));
+      }
+    });
+  }
+
+  const second = described.size === 0 ? first : checkParsed(parsed, text, file, { columns: (name) => described.get(name) });
+  const diagnostics = [...second.diagnostics, ...findings].sort((a, b) => a.span.start - b.span.start || (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1));
+  return { diagnostics, checked: true, asked, notChecked };
+}
+
+/** A server that cannot be reached ends the check: exit 3, one line naming the connector. */
+async function asking(label: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    if (error instanceof ConnectorError) throw new ToolError(`${label.replace(/ \(.*\)$/, "")}: ${error.message}`, 3);
+    throw error;
+  }
+}
+
+function diagnostic(finding: Finding, who: string, span: Span): Diagnostic {
+  return {
+    code: finding.code,
+    severity: findingSeverity(finding),
+    span,
+    message: `${who}: ${findingMessage(finding)}`,
+    notes: [],
+    ...(finding.fix !== undefined ? { help: finding.fix } : {}),
+  };
+}
+
+function spanOf(finding: Finding, decl: SourceDecl | SinkDecl, before: Span | undefined): Span {
+  if (finding.about === "before") return before ?? decl.name.span;
+  if (finding.about !== undefined) {
+    for (const entry of decl.options.entries) if (entry.kind === "field" && entry.name.text === finding.about.option) return entry.value.span;
+  }
+  return decl.name.span;
 }
 
 /** The union of the tables' columns; a name with different types in two tables is "any". */
-function columnInfo(tables: readonly TableDescription[]): ColumnInfo {
+function columnInfo(tables: readonly DescribedTable[]): ColumnInfo {
   const columns = new Map<string, StaticType>();
   for (const table of tables) {
     for (const column of table.columns) {
       const known = columns.get(column.name);
-      columns.set(column.name, known === undefined || known === column.staticType ? column.staticType : "any");
+      columns.set(column.name, known === undefined || known === column.valueType ? column.valueType : "any");
     }
   }
-  return { columns, tables: tables.map((t) => t.qualifiedName) };
+  return { columns, tables: tables.map((t) => t.name) };
 }
 
-function beforeProblem(table: TableDescription): string | undefined {
-  switch (table.replicaIdentity) {
-    case "full":
-      return undefined;
-    case "default":
-      return table.primaryKey.length > 0
-        ? "REPLICA IDENTITY DEFAULT: updates carry no before image and deletes only the key"
-        : "no primary key and REPLICA IDENTITY DEFAULT: updates and deletes carry no before image";
-    case "index":
-      return "REPLICA IDENTITY USING INDEX: updates carry no before image and deletes only the index's columns";
-    case "nothing":
-      return "REPLICA IDENTITY NOTHING: no change carries a before image";
+/** Where a flow from `source` (its steps, or the options of the sinks it feeds) first reads `before`. */
+function beforeReads(source: string, declarations: PipelineFile["declarations"]): Span | undefined {
+  for (const flow of declarations.filter((d): d is FlowDecl => d.kind === "flow" && d.source.text === source)) {
+    const sinks = declarations.filter((d): d is SinkDecl => d.kind === "sink" && flow.sinks.some((s) => s.text === d.name.text));
+    const found = findIdentifier(flow.steps, "before") ?? findIdentifier(sinks.map((s) => s.options), "before");
+    if (found !== undefined) return found;
   }
-}
-
-/** Where a flow (its steps, or the options of the sinks it feeds) first reads `before`. */
-function readsOfBefore(flow: FlowDecl, declarations: PipelineFile["declarations"]): Span | undefined {
-  const sinks = declarations.filter((d): d is SinkDecl => d.kind === "sink" && flow.sinks.some((s) => s.text === d.name.text));
-  return findIdentifier(flow.steps, "before") ?? findIdentifier(sinks.map((s) => s.options), "before");
+  return undefined;
 }
 
 function findIdentifier(node: unknown, name: string): Span | undefined {
@@ -180,21 +173,4 @@ function findIdentifier(node: unknown, name: string): Span | undefined {
     if (found !== undefined) return found;
   }
   return undefined;
-}
-
-function optionSpan(decl: SourceDecl, option: string): Span | undefined {
-  for (const entry of decl.options.entries) if (entry.kind === "field" && entry.name.text === option) return entry.value.span;
-  return undefined;
-}
-
-function renderFindings(findings: readonly LiveFinding[], path: string, text: string): string {
-  const lines = new LineMap(text);
-  return [...findings]
-    .sort((a, b) => a.span.start - b.span.start)
-    .map((finding) => {
-      const { line, column } = lines.position(finding.span.start);
-      const head = `${path}:${line}:${column}: ${finding.severity}: ${finding.message}`;
-      return finding.help === undefined ? head : `${head}\n   = help: ${finding.help}`;
-    })
-    .join("\n");
 }

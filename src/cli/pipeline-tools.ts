@@ -1,5 +1,5 @@
 /**
- * What `dts verify`, `dts status` and `dts check --live` share: the pipeline compiled, its
+ * What `dts verify`, `dts status` and `dts drop` share: the pipeline compiled, its
  * values fixed at start resolved (the URLs usually come from `env()`), and one error type that
  * carries the exit code, so each tool is a straight line and `run` turns any failure into a
  * one-line message and the code dts.ts documents (1 invalid pipeline, 2 usage, 3 server).
@@ -9,7 +9,7 @@ import { compileFile } from "../compile.js";
 import type { Plan, SinkPlan, SourcePlan } from "../plan/types.js";
 import { ConnectorError } from "../runtime/contracts.js";
 import { resolveStartValues, StartValueError, type StartValues } from "../runtime/start-values.js";
-import type { Value } from "../model/value.js";
+import type { ConnectorContext } from "../connectors/capabilities.js";
 
 export class ToolError extends Error {
   constructor(
@@ -51,16 +51,10 @@ export async function loadPipeline(file: string): Promise<LoadedPipeline> {
   return { file, plan: compiled.plan, values, baseDir: dirname(resolve(file)) };
 }
 
-/** A resolved option of a source or sink that must be a string (a URL, a slot name). */
-export function stringOptionOf(pipeline: LoadedPipeline, connector: SourcePlan | SinkPlan, name: string): string | undefined {
+/** What a capability of `connector` is called with, in this pipeline. */
+export function contextOf(pipeline: LoadedPipeline, connector: SourcePlan | SinkPlan, tool: string): ConnectorContext {
   const resolved = (connector.id.startsWith("source:") ? pipeline.values.sources : pipeline.values.sinks).get(connector.name);
-  const value: Value | undefined = resolved?.options[name];
-  return typeof value === "string" && value !== "" ? value : undefined;
-}
-
-export function optionList(pipeline: LoadedPipeline, source: SourcePlan, name: string): string[] {
-  const value = pipeline.values.sources.get(source.name)?.options[name];
-  return Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
+  return { pipeline: pipeline.plan.pipeline.name, name: connector.name, options: resolved?.options ?? {}, baseDir: pipeline.baseDir, tool };
 }
 
 /** Runs a tool: a ToolError or a ConnectorError (a server) becomes a one-line message and its exit code. */

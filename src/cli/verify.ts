@@ -1,140 +1,156 @@
 /**
  * `dts verify FILE.dts`: is every copy equal to its source?
  *
- * The pairs come from the plan: each flow from a PostgreSQL source to a PostgreSQL sink pairs
- * every captured table with the table its events land in — the same `schema.table`, or the
- * route's target when the route is a constant. A flow whose steps change what arrives (a
- * filter, a map, a route that depends on the event) has no table to compare with, and is
- * reported as not verifiable rather than guessed at. Each pair is compared inside the two
- * databases (src/connectors/postgres/verify.ts).
+ * Every flow is followed to every one of its sinks. The pairs come from the plan: each table
+ * the source captures, with the table its events land in — the sink's connector says which
+ * (`locate`: postgres the target `schema.table`; duckdb `schema_table`, or its `table`) — the
+ * same target as the source table, or the route's target when the route is a constant. Each
+ * pair is compared through the verify capability of the two connectors
+ * (src/connectors/compare.ts), whatever their engines.
  *
- * Exit codes: 0 every verifiable pair is equal, 1 some pair differs (or the pipeline is
- * invalid), 3 a server could not be reached or refused a query.
+ * Nothing is skipped in silence. A sink whose connector cannot be read (a queue, a cache), a
+ * source that cannot, a flow whose steps change what arrives (a filter, a map, a route that
+ * depends on the event), several tables landing in one, a column pair with no exact common
+ * form: each is named as not verifiable, and makes the exit code 4 unless
+ * --skip-unverifiable is given.
+ *
+ * Exit codes: 0 every pair is equal (and everything was verified, or --skip-unverifiable),
+ * 1 some pair differs (or the pipeline is invalid), 3 a server could not be reached or refused
+ * a query (or a DuckDB file is in use by a running pipeline), 4 something was not verifiable.
  */
-import type pg from "pg";
-import { connect, connectorError, serverLabel } from "../connectors/postgres/client.js";
-import { loadTable } from "../connectors/postgres/ddl.js";
-import { describeTables, type TableDescription } from "../connectors/postgres/tables.js";
-import { compareTables, comparedTarget, type TableComparison } from "../connectors/postgres/verify.js";
+import { compareTables, type TableComparison } from "../connectors/compare.js";
+import type { VerifySinkReader, VerifySourceReader } from "../connectors/capabilities.js";
+import { findSink, findSource } from "../connectors/registry.js";
 import type { FlowPlan, PlanExpr, SinkPlan, SourcePlan } from "../plan/types.js";
-import { formatTable, loadPipeline, optionList, runTool, stringOptionOf, type LoadedPipeline } from "./pipeline-tools.js";
+import { contextOf, formatTable, loadPipeline, runTool, type LoadedPipeline } from "./pipeline-tools.js";
 
-const MAX_KEYS = 20;
+export interface VerifyOptions {
+  readonly skipUnverifiable: boolean;
+  readonly maxKeys: number;
+}
 
 type Route = { readonly kind: "same" } | { readonly kind: "constant"; readonly target: string } | { readonly kind: "unverifiable"; readonly reason: string };
 
-export async function run(file: string, flags: readonly string[]): Promise<number> {
+const TOOL = "dts verify";
+
+export async function run(file: string, options: VerifyOptions): Promise<number> {
   return runTool("verify", async () => {
-    if (flags.length > 0) {
-      process.stderr.write(`dts verify: unknown option ${flags[0]}\n`);
-      return 2;
-    }
     const pipeline = await loadPipeline(file);
-    const clients = new Clients();
+    const readers = new Readers(pipeline);
     try {
-      return await verify(pipeline, clients);
+      return await verify(pipeline, readers, options);
     } finally {
-      await clients.close();
+      await readers.close();
     }
   });
 }
 
-async function verify(pipeline: LoadedPipeline, clients: Clients): Promise<number> {
+async function verify(pipeline: LoadedPipeline, readers: Readers, options: VerifyOptions): Promise<number> {
   const { plan } = pipeline;
   let equal = 0;
   let different = 0;
-  let skipped = 0;
-  const described = new Map<string, TableDescription[]>();
+  const unverifiable: string[] = [];
+  const say = (text: string): void => void process.stdout.write(`${text}\n`);
+  const notVerifiable = (what: string, reason: string): void => {
+    unverifiable.push(what);
+    say(`${what}: not verifiable: ${reason}\n`);
+  };
   for (const flow of plan.flows) {
     const source = plan.sources.find((s) => s.name === flow.source)!;
-    const sinks = flow.sinks.map((name) => plan.sinks.find((s) => s.name === name)!).filter((sink) => sink.connector === "postgres");
-    for (const sink of sinks) {
+    for (const sinkName of flow.sinks) {
+      const sink = plan.sinks.find((s) => s.name === sinkName)!;
       const heading = `${source.name} -> ${sink.name}`;
+      const sourceReader = await readers.source(source);
+      if (typeof sourceReader === "string") {
+        notVerifiable(heading, sourceReader);
+        continue;
+      }
+      const sinkReader = await readers.sink(sink);
+      if (typeof sinkReader === "string") {
+        notVerifiable(heading, sinkReader);
+        continue;
+      }
       const route = routeOf(flow);
-      if (source.connector !== "postgres") {
-        process.stdout.write(`${heading}: not verifiable: dts verify compares PostgreSQL sources with PostgreSQL sinks; ${source.name} is ${source.connector}\n\n`);
-        skipped++;
-        continue;
-      }
       if (route.kind === "unverifiable") {
-        process.stdout.write(`${heading}: not verifiable: ${route.reason}\n\n`);
-        skipped++;
+        notVerifiable(heading, route.reason);
         continue;
       }
-      const sourceUrl = stringOptionOf(pipeline, source, "url")!;
-      const sinkUrl = stringOptionOf(pipeline, sink, "url")!;
-      let tables = described.get(source.name);
-      if (tables === undefined) {
-        tables = await describeTables(sourceUrl, optionList(pipeline, source, "tables"));
-        described.set(source.name, tables);
+      // Which sink table each source table lands in; two landing in one cannot be compared.
+      const landing = new Map<string, string[]>();
+      let refused: string | undefined;
+      for (const table of await readers.tables(source, sourceReader)) {
+        const located = sinkReader.locate(route.kind === "constant" ? route.target : table);
+        if ("unverifiable" in located) {
+          refused = located.unverifiable;
+          break;
+        }
+        landing.set(located.table, [...(landing.get(located.table) ?? []), table]);
       }
-      if (route.kind === "constant" && tables.length > 1) {
-        process.stdout.write(`${heading}: not verifiable: the route sends ${tables.length} tables into one table, ${route.target}\n\n`);
-        skipped++;
+      if (refused !== undefined) {
+        notVerifiable(heading, `sink ${sink.name} (${sink.connector}): ${refused}`);
         continue;
       }
-      for (const table of tables) {
-        const target = route.kind === "constant" ? route.target : table.qualifiedName;
-        const same = await comparePair(clients, source, sourceUrl, table, sink, sinkUrl, target);
-        if (same) equal++;
-        else different++;
+      for (const [targetName, tables] of landing) {
+        if (tables.length > 1) {
+          notVerifiable(`${heading} ${targetName}`, `${tables.length} tables land in one table (${tables.join(", ")})`);
+          continue;
+        }
+        const table = tables[0]!;
+        const sourceTable = await sourceReader.table(table);
+        if (sourceTable === undefined) {
+          notVerifiable(`${source.name} ${table}`, `the source table no longer exists in ${sourceReader.where}`);
+          continue;
+        }
+        const targetTable = await sinkReader.table(targetName);
+        say(`${source.name} ${table} -> ${sink.name} ${targetTable?.name ?? targetName}`);
+        const result = await compareTables(sourceReader, sourceTable, sinkReader, targetTable, { maxKeys: options.maxKeys });
+        say(`${report(result, targetName, sinkReader.where)}\n`);
+        if (!result.equal) different++;
+        else if (result.uncompared.length > 0) unverifiable.push(`${source.name} ${table} -> ${sink.name} ${targetName} (${result.uncompared.length} column${result.uncompared.length === 1 ? "" : "s"})`);
+        else equal++;
       }
     }
   }
   const parts = [`${equal} equal`, `${different} different`];
-  if (skipped > 0) parts.push(`${skipped} not verifiable`);
-  process.stdout.write(`${different === 0 ? "ok" : "DIFFERENT"}: ${parts.join(", ")}\n`);
-  return different === 0 ? 0 : 1;
+  if (unverifiable.length > 0) parts.push(`${unverifiable.length} not verifiable${options.skipUnverifiable ? " (skipped)" : ""}`);
+  if (different > 0) {
+    say(`DIFFERENT: ${parts.join(", ")}`);
+    return 1;
+  }
+  if (unverifiable.length > 0 && !options.skipUnverifiable) {
+    say(`NOT VERIFIED: ${parts.join(", ")}: ${unverifiable.join("; ")}; --skip-unverifiable accepts that`);
+    return 4;
+  }
+  say(`ok: ${parts.join(", ")}`);
+  return 0;
 }
 
-async function comparePair(
-  clients: Clients,
-  source: SourcePlan,
-  sourceUrl: string,
-  table: TableDescription,
-  sink: SinkPlan,
-  sinkUrl: string,
-  target: string,
-): Promise<boolean> {
-  const dot = target.indexOf(".");
-  const [schema, name] = dot === -1 ? ["public", target] : [target.slice(0, dot), target.slice(dot + 1)];
-  process.stdout.write(`${source.name} ${table.qualifiedName} -> ${sink.name} ${schema}.${name}\n`);
-  const sourceClient = await clients.get(sourceUrl, "dts verify");
-  const targetClient = await clients.get(sinkUrl, "dts verify");
-  const targetTable = await loadTable(targetClient, schema, name);
-  if (targetTable === undefined) {
-    process.stdout.write(`  DIFFERENT: the target table ${schema}.${name} does not exist\n\n`);
-    return false;
+function report(result: TableComparison, targetName: string, where: string): string {
+  const lines: string[] = [];
+  for (const note of result.notes) lines.push(`  normalised: ${note}`);
+  for (const column of result.uncompared) lines.push(`  NOT COMPARED: ${column}`);
+  if (result.target === undefined) {
+    lines.push(formatTable([["", "rows"], ["source", result.source.rows.toString()]]));
+    lines.push(`  DIFFERENT: the target table ${targetName} does not exist in ${where}`);
+    return lines.join("\n");
   }
-  const columns = new Map(table.columns.filter((c) => !c.generated).map((c) => [c.name, c.type]));
-  const key = table.primaryKey.length > 0 ? table.primaryKey : table.keyColumns;
-  let result: TableComparison;
-  try {
-    result = await compareTables(sourceClient, { schema: table.schema, table: table.name, columns }, targetClient, comparedTarget(targetTable), key, { maxKeys: MAX_KEYS });
-  } catch (error) {
-    throw connectorError(error, `${serverLabel(sourceUrl)} and ${serverLabel(sinkUrl)}`, `comparing ${table.qualifiedName} with ${schema}.${name}`);
-  }
-  process.stdout.write(`${report(result, key.length > 0)}\n\n`);
-  return result.equal;
-}
-
-function report(result: TableComparison, keyed: boolean): string {
-  const lines = [
+  lines.push(
     formatTable([
       ["", "rows", "checksum"],
-      ["source", result.sourceRows.toString(), result.sourceChecksum || "-"],
-      ["target", result.targetRows.toString(), result.targetChecksum || "-"],
+      ["source", result.source.rows.toString(), result.missingColumns.length > 0 ? "-" : result.source.sum],
+      ["target", result.target.rows.toString(), result.missingColumns.length > 0 ? "-" : result.target.sum],
     ]),
-  ];
+  );
   if (result.equal) {
-    lines.push("  equal");
+    lines.push(result.uncompared.length > 0 ? "  equal in the columns compared" : "  equal");
   } else if (result.missingColumns.length > 0) {
     lines.push(`  DIFFERENT: the target lacks column${result.missingColumns.length > 1 ? "s" : ""} ${result.missingColumns.join(", ")}`);
-  } else if (!keyed) {
-    lines.push("  DIFFERENT (the table has no key, so the differing rows cannot be listed)");
+  } else if (result.key.length === 0) {
+    lines.push("  DIFFERENT (the table has no key that was compared, so the differing rows cannot be listed)");
   } else {
-    lines.push(`  DIFFERENT: ${result.moreDifferences ? `first ${result.differences.length} differing keys` : `${result.differences.length} differing key${result.differences.length === 1 ? "" : "s"}`}`);
-    lines.push(formatTable(result.differences.map((d) => [d.key, d.kind]), "    "));
+    const count = result.differences.length;
+    lines.push(`  DIFFERENT: ${result.moreDifferences ? `first ${count} differing keys` : `${count} differing key${count === 1 ? "" : "s"}`}`);
+    if (count > 0) lines.push(formatTable(result.differences.map((d) => [d.key, d.kind]), "    "));
   }
   return lines.join("\n");
 }
@@ -166,20 +182,51 @@ function constantText(expr: PlanExpr): string | undefined {
   return undefined;
 }
 
-/** One connection per server URL, reused by every pair. */
-class Clients {
-  private readonly clients = new Map<string, Promise<pg.Client>>();
+/** One reader per source and sink, opened on first use; a string says why there is none. */
+class Readers {
+  private readonly sources = new Map<string, Promise<VerifySourceReader | string>>();
+  private readonly sinks = new Map<string, Promise<VerifySinkReader | string>>();
+  private readonly captured = new Map<string, Promise<readonly string[]>>();
 
-  get(url: string, application: string): Promise<pg.Client> {
-    let client = this.clients.get(url);
-    if (client === undefined) {
-      client = connect(url, application);
-      this.clients.set(url, client);
+  constructor(private readonly pipeline: LoadedPipeline) {}
+
+  source(source: SourcePlan): Promise<VerifySourceReader | string> {
+    let reader = this.sources.get(source.name);
+    if (reader === undefined) {
+      const capability = findSource(source.connector)?.verify;
+      reader =
+        capability === undefined
+          ? Promise.resolve(`source ${source.name} (${source.connector}) cannot be read: the ${source.connector} connector has no verify capability`)
+          : capability().then((open) => open(contextOf(this.pipeline, source, TOOL)));
+      this.sources.set(source.name, reader);
     }
-    return client;
+    return reader;
+  }
+
+  sink(sink: SinkPlan): Promise<VerifySinkReader | string> {
+    let reader = this.sinks.get(sink.name);
+    if (reader === undefined) {
+      const capability = findSink(sink.connector)?.verify;
+      reader =
+        capability === undefined
+          ? Promise.resolve(`sink ${sink.name} (${sink.connector}) cannot be checked: the ${sink.connector} connector has no verify capability`)
+          : capability().then((open) => open(contextOf(this.pipeline, sink, TOOL)));
+      this.sinks.set(sink.name, reader);
+    }
+    return reader;
+  }
+
+  tables(source: SourcePlan, reader: VerifySourceReader): Promise<readonly string[]> {
+    let tables = this.captured.get(source.name);
+    if (tables === undefined) {
+      tables = reader.capturedTables();
+      this.captured.set(source.name, tables);
+    }
+    return tables;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.clients.values()].map((c) => c.then((client) => client.end()).catch(() => {})));
+    const readers = await Promise.all([...this.sources.values(), ...this.sinks.values()].map((reader) => reader.catch(() => undefined)));
+    await Promise.all(readers.map((reader) => (typeof reader === "object" ? reader.close().catch(() => {}) : undefined)));
   }
 }

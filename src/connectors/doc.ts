@@ -52,16 +52,16 @@ export function renderConnectorPage(name: string, specs: readonly ConnectorSpec[
 
 /**
  * The index of every connector. `built` says whether a role has an implementation yet, so
- * the page a "not built yet" error points to tells the truth (the generator derives it from
- * the files present, and the staleness test catches an implementation that lands without
- * regenerating).
+ * the page a "not built yet" error points to tells the truth, and `tools` which of the tools'
+ * capabilities it declares (the generator reads both from the registry, and the staleness
+ * test catches a change that lands without regenerating).
  */
-export function renderConnectorIndex(specs: readonly ConnectorSpec[], built: (spec: ConnectorSpec) => boolean): string {
+export function renderConnectorIndex(specs: readonly ConnectorSpec[], built: (spec: ConnectorSpec) => boolean, tools: (spec: ConnectorSpec) => readonly string[]): string {
   const rows = specsByConnector(specs).flatMap(([name, group]) =>
-    group.map((spec) => `| [${name}](${name}.md) | ${spec.role} | ${built(spec) ? "built" : "specified; not built yet"} | ${cell(spec.summary)} |`),
+    group.map((spec) => `| [${name}](${name}.md) | ${spec.role} | ${built(spec) ? "built" : "specified; not built yet"} | ${tools(spec).join(", ") || "-"} | ${cell(spec.summary)} |`),
   );
   const lines = [
-    "<!-- Generated from src/connectors/*/spec.ts by `npm run gen`. Do not edit by hand. -->",
+    "<!-- Generated from src/connectors/*/spec.ts and index.ts by `npm run gen`. Do not edit by hand. -->",
     "",
     "# Connectors",
     "",
@@ -72,8 +72,14 @@ export function renderConnectorIndex(specs: readonly ConnectorSpec[], built: (sp
     "A connector that is specified but not built yet is already checked by `dts check` and",
     "`dts plan`; `dts-run` stops at start with that message.",
     "",
-    "| connector | role | status | summary |",
-    "|---|---|---|---|",
+    "The tools column says what the tools can ask of the connector (see docs/running.md):",
+    "`preflight` (server settings, privileges, keys: `dts check --live` and the start), `describe`",
+    "(table schemas, for `dts check --live`), `status` (`dts status`), `verify` (`dts verify` reads",
+    "its tables), `drop` (`dts drop` removes what it keeps on its server), `checkpoints` (it can",
+    "keep a pipeline's checkpoints, and the tools read and remove them there).",
+    "",
+    "| connector | role | status | tools | summary |",
+    "|---|---|---|---|---|",
     ...rows,
   ];
   return lines.join("\n") + "\n";

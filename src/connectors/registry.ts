@@ -1,41 +1,41 @@
 /**
- * Every connector dts knows, by role and name. The compile side reads only the specs; the
- * runtime loads an implementation lazily (see `load`) so that checking a pipeline never
- * imports a database driver.
+ * Every connector dts knows: one line per connector folder, each folder's `index.ts`
+ * declaring its specs and capabilities (capabilities.ts). The compile side reads only the
+ * specs; implementations and tool capabilities are loaded on first use, so checking a
+ * pipeline never imports a database driver.
  */
+import type { Connector, SinkConnector, SourceConnector } from "./capabilities.js";
+import { connector as datagen } from "./datagen/index.js";
+import { connector as discard } from "./discard/index.js";
+import { connector as duckdb } from "./duckdb/index.js";
+import { connector as http } from "./http/index.js";
+import { connector as jsonl } from "./jsonl/index.js";
+import { connector as kafka } from "./kafka/index.js";
+import { connector as mysql } from "./mysql/index.js";
+import { connector as nats } from "./nats/index.js";
+import { connector as postgres } from "./postgres/index.js";
+import { connector as rabbitmq } from "./rabbitmq/index.js";
+import { connector as redis } from "./redis/index.js";
 import type { ConnectorSpec, Role } from "./spec.js";
-import * as datagen from "./datagen/spec.js";
-import * as discard from "./discard/spec.js";
-import * as duckdb from "./duckdb/spec.js";
-import * as http from "./http/spec.js";
-import * as jsonl from "./jsonl/spec.js";
-import * as kafka from "./kafka/spec.js";
-import * as mysql from "./mysql/spec.js";
-import * as nats from "./nats/spec.js";
-import * as postgres from "./postgres/spec.js";
-import * as rabbitmq from "./rabbitmq/spec.js";
-import * as redis from "./redis/spec.js";
+import type { SinkFactory, SourceFactory } from "../runtime/contracts.js";
 
-export const sourceSpecs: readonly ConnectorSpec[] = [
-  datagen.sourceSpec,
-  jsonl.sourceSpec,
-  kafka.sourceSpec,
-  mysql.sourceSpec,
-  postgres.sourceSpec,
-];
+export const connectors: readonly Connector[] = [datagen, discard, duckdb, http, jsonl, kafka, mysql, nats, postgres, rabbitmq, redis];
 
-export const sinkSpecs: readonly ConnectorSpec[] = [
-  discard.sinkSpec,
-  duckdb.sinkSpec,
-  http.sinkSpec,
-  jsonl.sinkSpec,
-  kafka.sinkSpec,
-  mysql.sinkSpec,
-  nats.sinkSpec,
-  postgres.sinkSpec,
-  rabbitmq.sinkSpec,
-  redis.sinkSpec,
-];
+export function findConnector(name: string): Connector | undefined {
+  return connectors.find((connector) => connector.name === name);
+}
+
+export function findSource(name: string): SourceConnector | undefined {
+  return findConnector(name)?.source;
+}
+
+export function findSink(name: string): SinkConnector | undefined {
+  return findConnector(name)?.sink;
+}
+
+export const sourceSpecs: readonly ConnectorSpec[] = connectors.flatMap((connector) => (connector.source !== undefined ? [connector.source.spec] : []));
+
+export const sinkSpecs: readonly ConnectorSpec[] = connectors.flatMap((connector) => (connector.sink !== undefined ? [connector.sink.spec] : []));
 
 export function specsFor(role: Role): readonly ConnectorSpec[] {
   return role === "source" ? sourceSpecs : sinkSpecs;
@@ -49,21 +49,9 @@ export function connectorNames(role: Role): string[] {
   return specsFor(role).map((spec) => spec.name);
 }
 
-/**
- * The implementation of a connector, loaded on first use. Each connector folder holds
- * `source.ts` exporting `createSource` and/or `sink.ts` exporting `createSink`; a connector
- * whose spec exists but whose implementation does not yet is reported as such, by name.
- */
-export async function loadSource(name: string): Promise<import("../runtime/contracts.js").SourceFactory> {
-  const module = (await importImplementation(name, "source")) as { createSource?: import("../runtime/contracts.js").SourceFactory };
-  if (module.createSource === undefined) throw new Error(`src/connectors/${name}/source.ts does not export createSource`);
-  return module.createSource;
-}
-
-export async function loadSink(name: string): Promise<import("../runtime/contracts.js").SinkFactory> {
-  const module = (await importImplementation(name, "sink")) as { createSink?: import("../runtime/contracts.js").SinkFactory };
-  if (module.createSink === undefined) throw new Error(`src/connectors/${name}/sink.ts does not export createSink`);
-  return module.createSink;
+/** Whether a role of a connector has an implementation (docs/connectors/README.md says so). */
+export function isBuilt(role: Role, name: string): boolean {
+  return role === "source" ? findSource(name)?.createSource !== undefined : findSink(name)?.createSink !== undefined;
 }
 
 export class ConnectorNotBuiltError extends Error {
@@ -76,15 +64,18 @@ export class ConnectorNotBuiltError extends Error {
   }
 }
 
-async function importImplementation(name: string, role: Role): Promise<unknown> {
-  if (findSpec(role, name) === undefined) throw new Error(`unknown ${role} connector "${name}"`);
-  try {
-    return await import(/* @vite-ignore */ `./${name}/${role}.js`);
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === "ERR_MODULE_NOT_FOUND" && String((error as Error).message).includes(`/${name}/${role}.js`)) {
-      throw new ConnectorNotBuiltError(name, role);
-    }
-    throw error;
-  }
+/** The source implementation, loaded on first use. */
+export async function loadSource(name: string): Promise<SourceFactory> {
+  const source = findSource(name);
+  if (source === undefined) throw new Error(`unknown source connector "${name}"`);
+  if (source.createSource === undefined) throw new ConnectorNotBuiltError(name, "source");
+  return source.createSource();
+}
+
+/** The sink implementation, loaded on first use. */
+export async function loadSink(name: string): Promise<SinkFactory> {
+  const sink = findSink(name);
+  if (sink === undefined) throw new Error(`unknown sink connector "${name}"`);
+  if (sink.createSink === undefined) throw new ConnectorNotBuiltError(name, "sink");
+  return sink.createSink();
 }

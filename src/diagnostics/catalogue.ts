@@ -6,6 +6,8 @@
  *   DTS1xxx  text and syntax      DTS2xxx  names
  *   DTS3xxx  connector options    DTS4xxx  expression types
  *   DTS5xxx  files a pipeline refers to
+ *   DTS6xxx  the servers a pipeline reads, as `dts check --live` and a source's start find
+ *            them (the connectors' preflight capability: one check, one code, both places)
  */
 import type { Severity } from "./diagnostic.js";
 
@@ -81,7 +83,26 @@ const entries = {
   DTS5001: { severity: "error", template: 'schema file "{path}" not found' },
   DTS5002: { severity: "error", template: 'schema file "{path}" is not valid JSON: {problem}' },
   DTS5003: { severity: "error", template: 'schema file "{path}" is not a valid JSON Schema: {problem}' },
+  // -- servers (preflight)
+  DTS6001: { severity: "error", template: "the server has wal_level = {level}; logical replication needs wal_level = logical" },
+  DTS6002: { severity: "error", template: "user {user} may not open replication connections: it lacks the REPLICATION attribute" },
+  DTS6003: { severity: "error", template: "the server is PostgreSQL {version}; the postgres source needs PostgreSQL 14 or later" },
+  DTS6004: { severity: "error", template: "table {table} does not exist in {where}" },
+  DTS6005: { severity: "error", template: 'no table matches "{pattern}" in {where}' },
+  DTS6006: { severity: "error", template: "table {table} has no primary key, and dts applies changes by key" },
+  DTS6007: { severity: "error", template: "table {table} has REPLICA IDENTITY NOTHING: in a publication, the server would reject its UPDATEs and DELETEs" },
+  DTS6008: { severity: "warning", template: "this flow reads before, but {table} has {problem}" },
+  DTS6009: { severity: "warning", template: "{table} has {problem}" },
 } satisfies Record<string, Entry>;
 
 export type DiagnosticCode = keyof typeof entries;
 export const catalogue: Readonly<Record<DiagnosticCode, Entry>> = entries;
+
+/** The entry's template with each `{name}` replaced by `args.name`. */
+export function catalogueMessage(code: DiagnosticCode, args: Readonly<Record<string, string | number>>): string {
+  return catalogue[code].template.replace(/\{(\w+)\}/g, (_, key: string) => {
+    const value = args[key];
+    if (value === undefined) throw new Error(`diagnostic ${code}: no value for {${key}}`);
+    return String(value);
+  });
+}

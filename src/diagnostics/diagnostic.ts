@@ -4,7 +4,7 @@
  * collect them in a `DiagnosticBag` and keep going, so that one run reports every problem.
  */
 import type { Span } from "../ast/nodes.js";
-import { catalogue, type DiagnosticCode } from "./catalogue.js";
+import { catalogue, catalogueMessage, type DiagnosticCode } from "./catalogue.js";
 
 export type Severity = "error" | "warning";
 
@@ -33,11 +33,7 @@ export class DiagnosticBag {
     extra: { notes?: string[]; help?: string; severity?: Severity } = {},
   ): void {
     const entry = catalogue[code];
-    const message = entry.template.replace(/\{(\w+)\}/g, (_, key: string) => {
-      const value = args[key];
-      if (value === undefined) throw new Error(`diagnostic ${code}: no value for {${key}}`);
-      return String(value);
-    });
+    const message = catalogueMessage(code, args);
     this.items.push({
       code,
       severity: extra.severity ?? entry.severity,

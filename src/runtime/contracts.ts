@@ -322,6 +322,17 @@ export interface CheckpointStore {
    * called if the store loses a lock it held (the database session holding it ended).
    */
   lock?(options: { readonly log: Logger; readonly onLost: (error: Error) => void }): Promise<() => Promise<void>>;
+  /** Where the checkpoints are kept, for the tools' messages: a file, a table on a server. */
+  readonly location?: string;
+  /** When each source's checkpoint was last saved, where the store knows it (`dts status`). */
+  savedAt?(): Promise<ReadonlyMap<string, Date>>;
+  /**
+   * Removes the pipeline's checkpoints, and only its own (`dts drop`, under the lock): the
+   * next run starts from the beginning. False when there were none.
+   */
+  forget?(): Promise<boolean>;
+  /** Ends the store's own connections, if it has any (a store a tool opened). */
+  close?(): Promise<void>;
 }
 
 /**

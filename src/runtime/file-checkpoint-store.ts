@@ -18,7 +18,7 @@
  * (rename is atomic only within one file system), which is fsync'd, renamed over the old
  * file, and then the folder is fsync'd so that the rename itself survives a power cut.
  */
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { JsonValue } from "../model/json-value.js";
 import { ConnectorError, type CheckpointStore, type Logger, type SourceCheckpoint } from "./contracts.js";
@@ -35,6 +35,10 @@ export class FileCheckpointStore implements CheckpointStore {
     readonly path: string,
     private readonly pipeline: string,
   ) {}
+
+  get location(): string {
+    return this.path;
+  }
 
   /** The lock file `PATH.PIPELINE.lock` beside the checkpoint file (run-lock.ts). */
   lock(options: { readonly log: Logger }): Promise<() => Promise<void>> {
@@ -68,6 +72,47 @@ export class FileCheckpointStore implements CheckpointStore {
     for (const name of Object.keys(pipelines).sort()) ordered[name] = pipelines[name]!;
     const text = JSON.stringify({ dts_checkpoints: FORMAT_VERSION, pipelines: ordered }) + "\n";
     await writeFileAtomically(this.path, text, `.${basename(this.path)}.${process.pid}.${this.saves++}.tmp`);
+  }
+
+  /** The file's modification time, for every source of the pipeline: one file holds them all. */
+  async savedAt(): Promise<ReadonlyMap<string, Date>> {
+    const sources = await this.load();
+    let saved: Date;
+    try {
+      saved = (await stat(this.path)).mtime;
+    } catch {
+      return new Map();
+    }
+    return new Map(Object.keys(sources).map((name) => [name, saved]));
+  }
+
+  /**
+   * Removes the pipeline's entry; the file goes when no other pipeline's entry is left. Like a
+   * save, it rewrites the file atomically around the other pipelines' entries as they are on disk.
+   */
+  async forget(): Promise<boolean> {
+    await this.load(); // a damaged file is said, not overwritten
+    if (!(await this.hasEntry())) return false;
+    this.checkpoints.clear();
+    const pipelines = await this.otherPipelines();
+    if (Object.keys(pipelines).length === 0) {
+      await rm(this.path, { force: true });
+      return true;
+    }
+    const ordered: Record<string, JsonValue> = {};
+    for (const name of Object.keys(pipelines).sort()) ordered[name] = pipelines[name]!;
+    await writeFileAtomically(this.path, JSON.stringify({ dts_checkpoints: FORMAT_VERSION, pipelines: ordered }) + "\n", `.${basename(this.path)}.${process.pid}.${this.saves++}.tmp`);
+    return true;
+  }
+
+  /** The file holds an entry for the pipeline (an empty one too). */
+  private async hasEntry(): Promise<boolean> {
+    try {
+      const document: unknown = JSON.parse(await readFile(this.path, "utf8"));
+      return isObject(document) && isObject(document.pipelines) && Object.hasOwn(document.pipelines, this.pipeline);
+    } catch {
+      return false;
+    }
   }
 
   /** The entries of the other pipelines sharing the file, as they are on disk now. */

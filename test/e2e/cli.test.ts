@@ -49,6 +49,22 @@ describe("dts-run", () => {
     expect(missing.stderr).toBe("dts-run: cannot read missing.dts: no such file\n");
   });
 
+  it("--help and --version exit 0; the help lists every option", async () => {
+    const folder = tempFolder("cli");
+    const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    const [help, short, versioned] = await Promise.all([runDtsRun(["--help"], { cwd: folder }), runDtsRun(["-h"], { cwd: folder }), runDtsRun(["--version"], { cwd: folder })]);
+    for (const result of [help, short]) {
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^usage: dts-run FILE\.dts/);
+      for (const option of ["--until-caught-up", "--log-level", "--help", "--version"]) expect(result.stdout).toContain(option);
+    }
+    expect(versioned.code).toBe(0);
+    expect(versioned.stdout).toBe(`dts-run ${version}\n`);
+    const missing = await runDtsRun(["p.dts", "--log-level"], { cwd: folder });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("dts-run: --log-level needs a value");
+  });
+
   it("an invalid pipeline exits 1 with its diagnostics", async () => {
     const folder = pipeline(`
       source shop = datagen { rows: 10 }

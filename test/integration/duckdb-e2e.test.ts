@@ -18,7 +18,8 @@ import { DuckDBInstance, type DuckDBValue } from "@duckdb/node-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonicalJson, decodeJson } from "../../src/model/json.js";
 import { createDatabase, requireLogicalReplication, type ThrowawayDatabase } from "./pg-helpers.js";
-import { requireBuild, runDtsRun, unique } from "./postgres-e2e-helpers.js";
+import { requireBuild, runDtsRun } from "../cli-process.js";
+import { unique } from "./postgres-e2e-helpers.js";
 
 let db: ThrowawayDatabase;
 let folder: string;
@@ -57,7 +58,7 @@ flow pg -> warehouse
   );
   return {
     async run(): Promise<void> {
-      const finished = await runDtsRun(file, { PG_URL: db.url }, ["--until-caught-up"]);
+      const finished = await runDtsRun([file, "--until-caught-up"], { env: { PG_URL: db.url } });
       expect(finished.code, finished.stderr.slice(-3000)).toBe(0);
     },
     /** The rows of a query against the DuckDB file, opened once the run has closed it. */

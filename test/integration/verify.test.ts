@@ -82,11 +82,33 @@ describe("dts verify", () => {
     expect((await runDts(["verify", file])).code).toBe(0);
   });
 
+  it("compares one type exactly: a numeric(10,2) copied into a numeric that lost its scale differs", async () => {
+    await source.sql("UPDATE items SET price = 12.30 WHERE id = 3");
+    await target.sql("UPDATE items SET price = 12.3 WHERE id = 3");
+    const file = await pipelineFile("scale", "flow src -> dst");
+    const lost = await runDts(["verify", file]);
+    expect(lost.code, lost.stderr).toBe(1);
+    expect(lost.stdout).toMatch(/DIFFERENT: 1 differing key\n\s+id=3\s+differs\n/);
+    // numeric(10,2) and numeric are one type, compared by their text: nothing normalised there.
+    expect(lost.stdout).not.toMatch(/normalised: price/);
+    // char(4) and text print one value differently: said.
+    expect(lost.stdout).toContain("normalised: code: character(4) -> text: without trailing spaces (the char(n) padding)");
+    await target.sql("UPDATE items SET price = 12.30 WHERE id = 3");
+    expect((await runDts(["verify", file])).code).toBe(0);
+    await source.sql("UPDATE items SET price = 3.30 WHERE id = 3");
+    await target.sql("UPDATE items SET price = 3.30 WHERE id = 3");
+  });
+
   it("says which flows it cannot verify, and follows a constant route", async () => {
     const filtered = await pipelineFile("filtered", 'flow src | filter row.price > 1 -> dst');
     const result = await runDts(["verify", filtered]);
     expect(result.stdout).toMatch(/src -> dst: not verifiable: the flow filters rows \(filter row.price > 1\)/);
-    expect(result.code).toBe(0);
+    // Not verified is not "ok": exit 4, unless the user accepts it.
+    expect(result.stdout).toMatch(/NOT VERIFIED: 0 equal, 0 different, 1 not verifiable: src -> dst; --skip-unverifiable accepts that/);
+    expect(result.code).toBe(4);
+    const skipped = await runDts(["verify", filtered, "--skip-unverifiable"]);
+    expect(skipped.stdout).toContain("ok: 0 equal, 0 different, 1 not verifiable (skipped)");
+    expect(skipped.code).toBe(0);
     const routed = await pipelineFile("routed", 'flow src | route "public.${source.table}_copy" -> dst');
     expect((await runDts(["verify", routed])).stdout).toMatch(/not verifiable: the route target depends on the event/);
     const constant = join(dir, "constant.dts");
@@ -145,7 +167,7 @@ describe("dts check --live", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('unknown field "prise" of row (no column "prise" in public.items, public.pairs)');
     expect(result.stderr).toContain('did you mean "price"?');
-    expect(result.stderr).toMatch(/warning: this flow reads before, but public\.items has REPLICA IDENTITY DEFAULT/);
+    expect(result.stderr).toMatch(/live\.dts:9:\d+: warning DTS6008: source src: this flow reads before, but public\.items has REPLICA IDENTITY DEFAULT/);
     await source.sql("ALTER TABLE items REPLICA IDENTITY FULL; ALTER TABLE pairs REPLICA IDENTITY FULL");
     const fixed = await pipelineFile("live-fixed", 'flow src | filter row.price > 1 and before.name != "x" -> dst');
     const ok = await runDts(["check", "--live", fixed]);
@@ -153,12 +175,36 @@ describe("dts check --live", () => {
     expect(ok.code).toBe(0);
   });
 
+  it("reports the start's own checks, with the same codes: a user without REPLICATION, a table without a key", async () => {
+    const role = unique("dts_norepl");
+    await source.sql(`CREATE ROLE ${role} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}; CREATE TABLE keyless (v int)`);
+    try {
+      const file = join(dir, "norepl.dts");
+      await writeFile(
+        file,
+        `pipeline ${unique("norepl")}\nsource src = postgres { url: "${source.url.replace("postgres@", `${role}@`)}", tables: ["public.items", "public.keyless"] }\nsink out = discard {}\nflow src -> out\n`,
+      );
+      const live = await runDts(["check", "--live", file]);
+      expect(live.code).toBe(1);
+      expect(live.stderr).toMatch(new RegExp(`norepl\\.dts:2:\\d+: error DTS6002: source src: user ${role} may not open replication connections: it lacks the REPLICATION attribute\\n`));
+      expect(live.stderr).toContain(`= help: ALTER ROLE ${role} REPLICATION`);
+      expect(live.stderr).toMatch(/error DTS6006: source src: table public\.keyless has no primary key, and dts applies changes by key\n/);
+      expect(live.stdout).toMatch(/norepl\.dts: failed \(2 errors, 0 warnings; checked live: source src \(postgres\); not checked live: sink out \(discard\)\)/);
+      const run = await runDtsRun([file, "--until-caught-up"]);
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain(`user ${role} may not open replication connections: it lacks the REPLICATION attribute (DTS6002): ALTER ROLE ${role} REPLICATION`);
+    } finally {
+      await source.sql(`DROP TABLE keyless; DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
   it("reports a missing table as an error, and an unreachable server with exit 3", async () => {
     const file = join(dir, "missing.dts");
     await writeFile(file, `pipeline p\nsource src = postgres { url: "${source.url}", tables: ["public.itemz"] }\nsink out = discard {}\nflow src -> out\n`);
     const missing = await runDts(["check", "--live", file]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/missing\.dts:2:\d+: error: source src: table public\.itemz does not exist in database \w+ at 127\.0\.0\.1:5432; did you mean public\.items\?/);
+    expect(missing.stderr).toMatch(/missing\.dts:2:\d+: error DTS6004: source src: table public\.itemz does not exist in database \w+ at 127\.0\.0\.1:5432\n/);
+    expect(missing.stderr).toContain("= help: did you mean public.items?");
     const down = join(dir, "down.dts");
     await writeFile(down, `pipeline p\nsource src = postgres { url: "postgres://postgres@127.0.0.1:1/x", tables: ["public.items"] }\nsink out = discard {}\nflow src -> out\n`);
     const unreachable = await runDts(["check", "--live", down]);

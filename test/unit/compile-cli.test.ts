@@ -138,6 +138,54 @@ describe("dts (built CLI)", () => {
     expectNoStackTrace(result.stderr);
   });
 
+  it("every command has --help (its usage and options, exit 0); the usage lists every command and option", async () => {
+    const commands = { check: ["--live"], plan: ["--format"], verify: ["--skip-unverifiable", "--max-keys"], status: [], drop: ["--yes"] };
+    const usage = dts("--help").stdout;
+    // Each --help once, and -h for one of them: every spawn costs a second or two on a busy machine.
+    const helps = await Promise.all(Object.keys(commands).map((command, index) => dtsAsync(command, index === 0 ? "-h" : "--help")));
+    Object.entries(commands).forEach(([command, options], index) => {
+      expect(usage).toMatch(new RegExp(`^  dts ${command} FILE\\.dts`, "m"));
+      for (const help of [helps[index]!]) {
+        expect(help.status).toBe(0);
+        expect(help.stderr).toBe("");
+        expect(help.stdout).toMatch(new RegExp(`^usage: dts ${command} FILE\\.dts`));
+        for (const option of [...options, "--help", "--version"]) expect(help.stdout, `${command} --help`).toContain(option);
+      }
+      for (const option of options) expect(usage, `the usage lists ${option}`).toContain(option);
+    });
+  });
+
+  it("--version prints the package's version, for dts and for each command", async () => {
+    const { version } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string };
+    const results = await Promise.all([dtsAsync("--version"), dtsAsync("verify", "-V")]);
+    for (const result of results) {
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe(`dts ${version}\n`);
+    }
+  });
+
+  it("an unknown option of any command exits 2, naming it, with the command's usage", async () => {
+    const cases = [
+      [["verify", "pipelines/quickstart.dts", "--frob"], "unknown option --frob", "verify"],
+      [["status", "--bogus", "pipelines/quickstart.dts"], "unknown option --bogus", "status"],
+      [["drop", "pipelines/quickstart.dts", "--force"], "unknown option --force", "drop"],
+      [["check", "-x", "pipelines/quickstart.dts"], "unknown option -x", "check"],
+      [["plan", "pipelines/quickstart.dts", "--format"], "--format needs a value", "plan"],
+      [["check", "--live=yes", "pipelines/quickstart.dts"], "--live takes no value", "check"],
+      [["verify", "pipelines/quickstart.dts", "--max-keys", "many"], "--max-keys is a whole number, not many", "verify"],
+      [["--frob"], "unknown option --frob; a command comes first", undefined],
+    ] as const;
+    const results = await Promise.all(cases.map(([args]) => dtsAsync(...args)));
+    results.forEach((result, index) => {
+      const [args, message, command] = cases[index]!;
+      expect(result.status, args.join(" ")).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toContain(`dts: ${message}\n`);
+      expect(result.stderr).toMatch(command === undefined ? /usage:\n/ : new RegExp(`usage: dts ${command} `));
+      expectNoStackTrace(result.stderr);
+    });
+  });
+
   it("help exits 0 and prints usage on stdout", () => {
     const result = dts("--help");
     expect(result.status).toBe(0);

@@ -58,6 +58,29 @@ describe("file checkpoint store", () => {
     expect(await new FileCheckpointStore(path, "other").load()).toEqual({});
   });
 
+  it("forgets one pipeline's checkpoints (dts drop), keeping the others', and removes a file left empty", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dts-store-"));
+    const path = join(dir, ".dts-state");
+    const first = new FileCheckpointStore(path, "first");
+    const second = new FileCheckpointStore(path, "second");
+    await first.save({ shop: { position: { kind: "seq", token: "1" } } });
+    await second.save({ shop: { position: { kind: "seq", token: "2" } } });
+    expect([...(await first.savedAt()).keys()]).toEqual(["shop"]);
+    expect(first.location).toBe(path);
+    expect(await first.forget()).toBe(true);
+    expect(await first.forget()).toBe(false);
+    expect(await new FileCheckpointStore(path, "first").load()).toEqual({});
+    expect(await new FileCheckpointStore(path, "second").load()).toEqual({ shop: { position: { kind: "seq", token: "2" } } });
+    expect(readdirSync(dir)).toEqual([".dts-state"]);
+    expect(await second.forget()).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(await second.forget()).toBe(false);
+    // A file it cannot trust is said, not overwritten.
+    writeFileSync(path, "{ not json");
+    await expect(first.forget()).rejects.toThrow(/is not valid JSON/);
+    expect(readFileSync(path, "utf8")).toBe("{ not json");
+  });
+
   it("a folder that does not exist is an error at the first save", async () => {
     const store = new FileCheckpointStore(join(tmpdir(), "no-such-folder-dts", "state"), "p");
     await expect(store.save({ s: { position: null } })).rejects.toThrow(/cannot write the checkpoint file/);

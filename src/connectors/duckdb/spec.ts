@@ -84,7 +84,11 @@ table of a renamed source table stays as it was, stale — each with a warning n
 Each batch is written in one DuckDB transaction and is durable (in DuckDB's write-ahead log)
 when the sink reports it. Delivery is at-least-once: in \`upsert\` mode a replay after a
 crash leaves the same rows, while in \`append\` mode the changes after the last checkpoint
-can be appended twice (\`_position\` tells the copies apart).`,
+can be appended twice (\`_position\` tells the copies apart).
+
+\`dts verify\` compares an \`upsert\` table with its source table value by value (an \`append\`
+table is a history, not a copy, and is named as not verifiable). It opens the file
+read-only, which DuckDB allows only while no pipeline writes it: stop the pipeline first.`,
   example: `sink warehouse = duckdb {
   path: "analytics.duckdb"
   table: "order_changes"

@@ -27,6 +27,7 @@ import type { CheckpointStore, Logger, SourceCheckpoint } from "../../runtime/co
 import { ConnectorError } from "../../runtime/contracts.js";
 import { PipelineLockedError, processIsGone } from "../../runtime/run-lock.js";
 import { connect, connectorError, isUnreachable, serverLabel } from "./client.js";
+import type { CheckpointStoreFactory } from "../capabilities.js";
 
 export const CHECKPOINT_TABLE = "dts.checkpoints";
 
@@ -134,6 +135,32 @@ export class PostgresCheckpointStore implements CheckpointStore {
     });
   }
 
+  /** Read as "checkpoints in dts.checkpoints of sink NAME": the sink's options say which server. */
+  get location(): string {
+    return CHECKPOINT_TABLE;
+  }
+
+  async savedAt(): Promise<ReadonlyMap<string, Date>> {
+    try {
+      const stored = await readStoredCheckpoints(await this.connection(), this.pipeline, this.server);
+      return new Map(stored.map((row) => [row.source, row.updatedAt]));
+    } catch (error) {
+      throw this.failure(error, "reading the checkpoints");
+    }
+  }
+
+  async forget(): Promise<boolean> {
+    try {
+      const client = await this.connection();
+      const exists = await client.query<{ found: boolean }>("SELECT to_regclass('dts.checkpoints') IS NOT NULL AS found");
+      if (!exists.rows[0]!.found) return false;
+      const deleted = await client.query("DELETE FROM dts.checkpoints WHERE pipeline = $1", [this.pipeline]);
+      return (deleted.rowCount ?? 0) > 0;
+    } catch (error) {
+      throw this.failure(error, "removing the checkpoints");
+    }
+  }
+
   async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
@@ -195,6 +222,13 @@ export class PostgresCheckpointStore implements CheckpointStore {
     return converted;
   }
 }
+
+/** The store of a sink's database, for the tools (`dts status`, `dts drop`): the checkpointStore capability. */
+export const openCheckpointStore: CheckpointStoreFactory = (context) => {
+  const url = context.options.url;
+  if (typeof url !== "string" || url === "") throw new ConnectorError(`postgres sink ${context.name}: option url is required`, false);
+  return new PostgresCheckpointStore(url, context.pipeline, context.tool);
+};
 
 /**
  * The advisory lock key of a pipeline: the first 64 bits of SHA-256 of `dts:NAME`, the same in

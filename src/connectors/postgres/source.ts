@@ -20,13 +20,14 @@
  * "only" creates neither slot nor publication: it copies the tables in one REPEATABLE READ
  * transaction and ends; a completed copy is not repeated by a later run.
  *
- * Start-up checks stop the pipeline with a message that says what to do: wal_level, the
- * REPLICATION attribute, PostgreSQL 14 or later (pgoutput's `messages` option carries the
- * heartbeat), tables that do not exist, tables without a key, REPLICA IDENTITY NOTHING (with
- * such a table in a publication the server rejects its UPDATEs and DELETEs: we will not do that
- * to an application), and a slot in use. REPLICA IDENTITY DEFAULT is a warning: updates then
- * carry no `before` and deletes only the key. So is `max_slot_wal_keep_size = -1` (the default):
- * the slot then keeps WAL without bound while the pipeline is stopped.
+ * Start-up checks stop the pipeline with a message that says what to do, by the findings
+ * `dts check --live` prints too, with the same codes (preflight.ts): PostgreSQL 14 or later,
+ * wal_level, the REPLICATION attribute, tables that do not exist, tables without a key,
+ * REPLICA IDENTITY NOTHING (with such a table in a publication the server rejects its UPDATEs
+ * and DELETEs: we will not do that to an application); and a slot in use. REPLICA IDENTITY
+ * DEFAULT is a warning: updates then carry no `before` and deletes only the key. So is
+ * `max_slot_wal_keep_size = -1` (the default): the slot then keeps WAL without bound while the
+ * pipeline is stopped.
  */
 import type pg from "pg";
 import {
@@ -43,11 +44,14 @@ import { Timestamp } from "../../model/timestamp.js";
 import { connect, describeAddress, endQuietly, queryError, quoteLiteral, serverAddress, type ServerAddress } from "./connection.js";
 import { TypeRegistry } from "./decode.js";
 import { DEFAULT_STREAM_LIMITS, ReplicationStream, type StreamLimits, type StreamStats } from "./replication.js";
-import { createSlot, deriveName, ensurePublication, inspectSlot } from "./slot.js";
+import { createSlot, ensurePublication, inspectSlot } from "./slot.js";
 import { isSnapshotState, snapshotBatches, snapshotComplete, type SnapshotState } from "./snapshot.js";
 import { readServer, resolveTables, type TableDescription } from "./tables.js";
+import { serverFindings, tableFindings } from "./preflight.js";
+import { readSourceSettings, type SourceSettings } from "./source-settings.js";
+import { findingMessage, findingSeverity, type Finding } from "../capabilities.js";
 
-export type SnapshotMode = "initial" | "never" | "only";
+export type { SnapshotMode } from "./source-settings.js";
 
 /** Knobs that are not options: tests use them to make limits small and waits short. */
 export interface SourceTuning {
@@ -58,16 +62,6 @@ export interface SourceTuning {
 
 export const createSource: SourceFactory = (context) => new PostgresSource(context);
 
-interface Settings {
-  readonly url: string;
-  readonly tables: readonly string[];
-  readonly snapshot: SnapshotMode;
-  readonly slot: string;
-  readonly publication: string;
-  readonly chunkSize: number;
-  readonly heartbeatSeconds: number;
-}
-
 interface Plan {
   /** Tables to copy first, with the state to resume from, or none. */
   readonly snapshot: { readonly state: SnapshotState; readonly client: pg.Client } | null;
@@ -76,7 +70,7 @@ interface Plan {
 }
 
 export class PostgresSource implements SourceReader {
-  private readonly settings: Settings;
+  private readonly settings: SourceSettings;
   private readonly address: ServerAddress;
   private readonly application: string;
   private readonly types = new TypeRegistry();
@@ -97,7 +91,7 @@ export class PostgresSource implements SourceReader {
     private readonly context: SourceContext,
     private readonly tuning: SourceTuning = {},
   ) {
-    this.settings = readSettings(context);
+    this.settings = readSourceSettings(context);
     this.address = serverAddress(this.settings.url);
     this.application = `dts ${context.pipeline}.${context.name}`;
     context.signal.addEventListener("abort", () => this.stopping.abort(), { once: true });
@@ -219,29 +213,12 @@ export class PostgresSource implements SourceReader {
 
     const server = await readServer(query, this.address);
     const streaming = settings.snapshot !== "only";
-    if (streaming) {
-      if (server.version < 140000) {
-        throw new ConnectorError(`${where} is version ${Math.floor(server.version / 10000)}; the postgres source needs PostgreSQL 14 or later`, false);
-      }
-      if (server.walLevel !== "logical") {
-        throw new ConnectorError(
-          `${where} has wal_level=${server.walLevel}; logical replication needs wal_level=logical: ` +
-            `ALTER SYSTEM SET wal_level = logical; then restart the server (on a dts development machine: bash scripts/services.sh)`,
-          false,
-        );
-      }
-      if (!server.replication) {
-        throw new ConnectorError(
-          `${where}: user ${this.address.user} lacks the REPLICATION attribute, which logical replication needs: ALTER ROLE ${this.address.user} REPLICATION`,
-          false,
-        );
-      }
-    }
+    this.stopAt(serverFindings(server, this.address.user, streaming), where);
     this.database = String((await query("SELECT current_database() AS db")).rows[0]!.db);
 
     const tables = await resolveTables(query, settings.tables, this.address, this.types);
     this.tables = new Map(tables.map((table) => [table.qualifiedName, table]));
-    this.checkTables(tables, streaming);
+    this.stopAt(tableFindings(tables, streaming, undefined), where);
     if (streaming) {
       this.describedAt = lsnToBigInt(String((await query("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn));
       if (server.maxSlotWalKeepSize === "-1") {
@@ -347,33 +324,17 @@ export class PostgresSource implements SourceReader {
     return { snapshot: { state, client }, streamFrom: null };
   }
 
-  private checkTables(tables: readonly TableDescription[], streaming: boolean): void {
-    const keyless = tables.filter((table) => table.keyColumns.length === 0);
-    if (keyless.length > 0) {
-      const names = keyless.map((table) => table.qualifiedName);
-      throw new ConnectorError(
-        `${names.length === 1 ? `table ${names[0]} has` : `tables ${names.join(", ")} have`} no primary key, and dts applies changes by key: ` +
-          `add one (ALTER TABLE ${names[0]} ADD PRIMARY KEY (...)) or make every column the key with ALTER TABLE ${names[0]} REPLICA IDENTITY FULL`,
-        false,
-      );
+  /**
+   * Stops the start at the first error finding (the same findings, with the same codes, as
+   * `dts check --live` prints: preflight.ts), and logs the warnings.
+   */
+  private stopAt(findings: readonly Finding[], where: string): void {
+    const error = findings.find((finding) => findingSeverity(finding) === "error");
+    if (error !== undefined) {
+      throw new ConnectorError(`${where}: ${findingMessage(error)} (${error.code})${error.fix !== undefined ? `: ${error.fix}` : ""}`, false);
     }
-    if (!streaming) return;
-    const nothing = tables.filter((table) => table.replicaIdentity === "nothing");
-    if (nothing.length > 0) {
-      const names = nothing.map((table) => table.qualifiedName);
-      throw new ConnectorError(
-        `${names.join(", ")} ${names.length === 1 ? "has" : "have"} REPLICA IDENTITY NOTHING: in a publication, the server would reject ` +
-          `${names.length === 1 ? "its" : "their"} UPDATEs and DELETEs. ALTER TABLE ${names[0]} REPLICA IDENTITY DEFAULT (or FULL)`,
-        false,
-      );
-    }
-    for (const table of tables) {
-      if (table.replicaIdentity === "default" || table.replicaIdentity === "index") {
-        this.context.log.warn("updates of this table carry no before image and deletes only the key; ALTER TABLE ... REPLICA IDENTITY FULL gives whole rows", {
-          table: table.qualifiedName,
-          replicaIdentity: table.replicaIdentity,
-        });
-      }
+    for (const warning of findings) {
+      this.context.log.warn(findingMessage(warning), { code: warning.code, ...(warning.fix !== undefined ? { fix: warning.fix } : {}) });
     }
   }
 
@@ -447,24 +408,4 @@ function checkpointTables(checkpoint: SourceCheckpoint | null): string[] | null 
 function lsnOf(position: { kind: string; token: string }): bigint {
   if (position.kind !== "pg-lsn") throw new ConnectorError(`postgres: the checkpoint holds a ${position.kind} position, not a PostgreSQL LSN`, false);
   return lsnToBigInt(position.token);
-}
-
-function readSettings(context: SourceContext): Settings {
-  const options = context.options;
-  const url = options.url;
-  if (typeof url !== "string" || url === "") throw new ConnectorError("postgres source: option url is required", false);
-  const tables = options.tables;
-  if (!Array.isArray(tables) || tables.length === 0 || !tables.every((table) => typeof table === "string")) {
-    throw new ConnectorError("postgres source: option tables must be a non-empty list of names", false);
-  }
-  const snapshot = options.snapshot ?? "initial";
-  if (snapshot !== "initial" && snapshot !== "never" && snapshot !== "only") {
-    throw new ConnectorError(`postgres source: snapshot must be "initial", "never" or "only"`, false);
-  }
-  const derived = deriveName(context.pipeline, context.name);
-  const slot = typeof options.slot === "string" && options.slot !== "" ? options.slot : derived;
-  const publication = typeof options.publication === "string" && options.publication !== "" ? options.publication : derived;
-  const chunkSize = Number(options.chunk_size ?? 10000);
-  const heartbeatSeconds = Number(options.heartbeat_seconds ?? 10);
-  return { url, tables: tables as string[], snapshot, slot, publication, chunkSize, heartbeatSeconds };
 }

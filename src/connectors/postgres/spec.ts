@@ -18,7 +18,8 @@ parent. Generated columns are not captured (pgoutput does not send them).
 
 The server needs PostgreSQL 14 or later, \`wal_level = logical\`, a free replication slot and
 WAL sender (\`max_replication_slots\`, \`max_wal_senders\`), and a user with the \`REPLICATION\`
-attribute and \`SELECT\` on the tables; each is checked at start, with the fix in the message.
+attribute and \`SELECT\` on the tables; each is checked at start, and by \`dts check --live\`, with the same
+code (DTS6001-DTS6009) and the fix in the message.
 The slot and the publication are created on the first run (named \`dts_<pipeline>_<source>\`
 unless \`slot\` and \`publication\` say otherwise) and reused after; the publication is made to
 match \`tables\` (\`ALTER PUBLICATION ... SET TABLE\`), which needs ownership of the tables;
@@ -60,9 +61,10 @@ A position is a WAL position (LSN): every event of a transaction carries its com
 checkpoint is the LSN just after a commit. The slot's confirmed position moves only at
 transaction boundaries, after every sink has made the transaction durable. Delivery is
 at-least-once: changes after the last checkpoint may be sent again. The slot keeps WAL on the
-server while the pipeline is stopped, without bound when the server's \`max_slot_wal_keep_size\`
-is -1 (the default; a warning at start says so, and how to bound it); drop it (\`dts drop\`, or
-\`pg_drop_replication_slot\`) when the pipeline is retired. The source writes small logical messages (\`pg_logical_emit_message\`, prefix
+server while the pipeline is stopped (\`dts status\` shows how much), without bound when the
+server's \`max_slot_wal_keep_size\` is -1 (the default; a warning at start says so, and how to
+bound it); \`dts drop FILE.dts\` removes the slot, the publication and the checkpoint when the
+pipeline is retired. The source writes small logical messages (\`pg_logical_emit_message\`, prefix
 \`dts_heartbeat\`) to learn when it has caught up, and as a heartbeat when the captured tables
 have been quiet for \`heartbeat_seconds\`, so that the slot moves and WAL does not pile up.
 A server that refuses the connection on a first run stops the pipeline at once; once the

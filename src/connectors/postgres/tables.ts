@@ -163,21 +163,35 @@ export async function resolveTables(query: Query, patterns: readonly string[], a
   return describe(query, [...chosen.values()], address, types);
 }
 
-function noMatch(pattern: string, names: readonly string[], database: string, address: ServerAddress): ConnectorError {
+/** A `tables` pattern that names no table: the message says so, with the closest name when there is one. */
+export class NoTableError extends ConnectorError {
+  constructor(
+    message: string,
+    /** The pattern as written. */
+    readonly pattern: string,
+    /** `schema.table` for a plain name; undefined for a glob. */
+    readonly table: string | undefined,
+    /** `database shop at 127.0.0.1:5432`. */
+    readonly where: string,
+    /** What to write instead: the closest name, or some of the tables there are. */
+    readonly hint: string | undefined,
+  ) {
+    super(message, false);
+    this.name = "NoTableError";
+  }
+}
+
+function noMatch(pattern: string, names: readonly string[], database: string, address: ServerAddress): NoTableError {
   const where = `database ${database} at ${describeAddress(address)}`;
   if (!isGlob(pattern)) {
     const wanted = pattern.includes(".") ? pattern : `public.${pattern}`;
     const suggestion = closestMatch(wanted, names);
-    return new ConnectorError(
-      `table ${wanted} does not exist in ${where}${suggestion !== undefined ? `; did you mean ${suggestion}?` : ""}`,
-      false,
-    );
+    const hint = suggestion !== undefined ? `did you mean ${suggestion}?` : undefined;
+    return new NoTableError(`table ${wanted} does not exist in ${where}${hint !== undefined ? `; ${hint}` : ""}`, pattern, wanted, where, hint);
   }
   const some = names.slice(0, 10).join(", ");
-  return new ConnectorError(
-    `no table matches "${pattern}" in ${where}${names.length > 0 ? `; its tables include ${some}${names.length > 10 ? ", ..." : ""}` : "; it has no tables"}`,
-    false,
-  );
+  const hint = names.length > 0 ? `its tables include ${some}${names.length > 10 ? ", ..." : ""}` : "it has no tables";
+  return new NoTableError(`no table matches "${pattern}" in ${where}; ${hint}`, pattern, undefined, where, hint);
 }
 
 async function describe(query: Query, tables: readonly Record<string, unknown>[], address: ServerAddress, types: TypeRegistry): Promise<TableDescription[]> {

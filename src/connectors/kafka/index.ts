@@ -1,0 +1,5 @@
+/** The kafka connector: topics as a source and a sink. Specified; not built yet. */
+import { declareConnector } from "../capabilities.js";
+import { sinkSpec, sourceSpec } from "./spec.js";
+
+export const connector = declareConnector({ name: "kafka", source: { spec: sourceSpec }, sink: { spec: sinkSpec } });
