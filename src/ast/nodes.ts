@@ -7,6 +7,8 @@
  * Nodes are discriminated unions on `kind`, so every consumer can `never`-check its switch.
  */
 
+import type { BinaryOperator, UnaryOperator } from "../expr/operators.js";
+
 export interface Span {
   /** Offset of the first character. */
   readonly start: number;
@@ -21,25 +23,8 @@ export interface Name {
 
 // ---------------------------------------------------------------- expressions
 
-export type BinaryOperator =
-  | "??"
-  | "or"
-  | "and"
-  | "=="
-  | "!="
-  | "<"
-  | "<="
-  | ">"
-  | ">="
-  | "in"
-  | "matches"
-  | "+"
-  | "-"
-  | "*"
-  | "/"
-  | "%";
-
-export type UnaryOperator = "-" | "not";
+// The operators are the language's, shared with the plan and the evaluator.
+export type { BinaryOperator, UnaryOperator };
 
 export type Expr =
   | NumberLiteral

@@ -4,8 +4,8 @@
  * An implementation receives argument values already evaluated; null propagation is not its
  * business: `compile.ts` returns null before calling a function that is not `nullTolerant`
  * when an argument is null, and evaluates `coalesce` lazily and `env` at compile time itself.
- * So each implementation only checks kinds and raises an ExpressionError at the argument's
- * span when one is wrong.
+ * So each implementation only checks kinds and raises an ExpressionError at the argument
+ * when one is wrong.
  *
  * `stringOf` is the language's one conversion to text, shared by `string()`, `concat()` and
  * string interpolation:
@@ -18,19 +18,19 @@
  *   null      "" (string(null) itself is null; interpolation and concat print nothing)
  */
 import { createHash } from "node:crypto";
-import type { Span } from "../ast/nodes.js";
 import { Decimal, MAX_DECIMAL_SCALE } from "../model/decimal.js";
 import { canonicalJson, decodeJson } from "../model/json.js";
 import { Timestamp } from "../model/timestamp.js";
 import { isIntegerValue, isNumeric, isRecord, normalizeInteger, typeOf, type NumericValue, type Value } from "../model/value.js";
+import type { PlanExpr } from "../plan/types.js";
 import { ExpressionError } from "./errors.js";
 import { toFloat } from "./numeric.js";
 
 /** Where a call is, for errors: the call and each argument. */
 export interface CallSite {
   readonly name: string;
-  readonly span: Span;
-  readonly argSpans: readonly Span[];
+  readonly node: PlanExpr;
+  readonly args: readonly PlanExpr[];
 }
 
 export type BuiltinImpl = (args: readonly Value[], call: CallSite) => Value;
@@ -57,12 +57,12 @@ function wrongArgument(call: CallSite, index: number, expected: string, found: V
   throw new ExpressionError(
     "type",
     `argument ${index + 1} of ${call.name}() must be ${expected}, found ${typeOf(found)}`,
-    call.argSpans[index] ?? call.span,
+    call.args[index] ?? call.node,
   );
 }
 
 function invalid(call: CallSite, index: number, message: string): never {
-  throw new ExpressionError("invalid-value", `${call.name}(): ${message}`, call.argSpans[index] ?? call.span);
+  throw new ExpressionError("invalid-value", `${call.name}(): ${message}`, call.args[index] ?? call.node);
 }
 
 function stringArg(args: readonly Value[], index: number, call: CallSite): string {
@@ -281,7 +281,7 @@ export const BUILTINS: ReadonlyMap<string, BuiltinImpl> = new Map<string, Builti
 export function envValue(name: string, text: string | undefined, fallback: { value: Value } | undefined, call: CallSite): Value {
   if (text === undefined) {
     if (fallback === undefined) {
-      throw new ExpressionError("env-unset", `environment variable "${name}" is not set and env() has no default`, call.span);
+      throw new ExpressionError("env-unset", `environment variable "${name}" is not set and env() has no default`, call.node);
     }
     return fallback.value;
   }
@@ -290,7 +290,7 @@ export function envValue(name: string, text: string | undefined, fallback: { val
     throw new ExpressionError(
       "invalid-value",
       `environment variable "${name}" must be ${expected} (like its default), found ${JSON.stringify(text.slice(0, 64))}`,
-      call.argSpans[1] ?? call.span,
+      call.args[1] ?? call.node,
     );
   };
   const t = text.trim();

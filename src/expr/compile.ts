@@ -1,6 +1,10 @@
 /**
  * Expressions compiled once into closures.
  *
+ * The input is the plan's expression tree (`PlanExpr`), not the AST: the runtime compiles a
+ * plan as it is stored, with no syntax and no source positions. An ExpressionError points at
+ * the plan node that failed; the caller names the place (the step or option and its text).
+ *
  * `compileExpr` walks the tree a single time, when the pipeline starts, and turns every node
  * into a JavaScript closure over its children's closures; an event then runs straight-line
  * calls with no tree walking, no name lookups and no `eval`. What can be settled at compile
@@ -25,7 +29,6 @@
  *   - a filter treats a null condition as false (the runtime's rule)
  * Run-time type errors (`"a" * 2` when a column turns out to be text) throw ExpressionError.
  */
-import type { BinaryExpr, CallExpr, Expr, IndexExpr, MemberExpr, RecordExpr, Span, TemplateLiteral, UnaryExpr } from "../ast/nodes.js";
 import { Decimal } from "../model/decimal.js";
 import { qualifiedTableName, type ChangeEvent, type SourceInfo } from "../model/event.js";
 import { Timestamp } from "../model/timestamp.js";
@@ -42,10 +45,14 @@ import {
   type Row,
   type Value,
 } from "../model/value.js";
+import type { PlanExpr } from "../plan/types.js";
 import { BUILTINS, envValue, stringOf, type CallSite } from "./builtins.js";
 import { ExpressionError } from "./errors.js";
 import { arithmetic, negate } from "./numeric.js";
 import { FUNCTIONS, REGEX_FLAGS, SOURCE_FIELDS } from "./signatures.js";
+
+/** The plan expression node of one kind. */
+type Node<K extends PlanExpr["kind"]> = Extract<PlanExpr, { readonly kind: K }>;
 
 export interface EvalContext {
   readonly event: ChangeEvent;
@@ -65,7 +72,7 @@ export interface CompileScope {
 }
 
 /** Compiles an expression evaluated per event. Throws ExpressionError for unknown names and functions. */
-export function compileExpr(expr: Expr, scope: CompileScope): CompiledExpr {
+export function compileExpr(expr: PlanExpr, scope: CompileScope): CompiledExpr {
   return new Compiler(scope, false).compile(expr).fn;
 }
 
@@ -73,7 +80,7 @@ export function compileExpr(expr: Expr, scope: CompileScope): CompiledExpr {
  * Evaluates an expression fixed at start (a `let`, a start-time option): it may call env()
  * and use lets, but a field of the change event is an ExpressionError ("not-at-start").
  */
-export function evaluateAtStart(expr: Expr, scope: CompileScope): Value {
+export function evaluateAtStart(expr: PlanExpr, scope: CompileScope): Value {
   return new Compiler(scope, true).compile(expr).fn(noEvent);
 }
 
@@ -154,40 +161,40 @@ function combine(children: readonly Compiled[], fn: CompiledExpr): Compiled {
   return constant(value);
 }
 
-function typeError(message: string, span: Span): never {
-  throw new ExpressionError("type", message, span);
+function typeError(message: string, node: PlanExpr): never {
+  throw new ExpressionError("type", message, node);
 }
 
-function cannotApply(operator: string, span: Span, left: Value, right?: Value): never {
+function cannotApply(operator: string, node: PlanExpr, left: Value, right?: Value): never {
   return typeError(
     right === undefined
       ? `operator "${operator}" cannot apply to ${typeOf(left)}`
       : `operator "${operator}" cannot apply to ${typeOf(left)} and ${typeOf(right)}`,
-    span,
+    node,
   );
 }
 
-function requireBoolean(value: Value, operator: string, span: Span): boolean | null {
+function requireBoolean(value: Value, operator: string, node: PlanExpr): boolean | null {
   if (value === null || typeof value === "boolean") return value;
-  return typeError(`operator "${operator}" needs booleans, found ${typeOf(value)}`, span);
+  return typeError(`operator "${operator}" needs booleans, found ${typeOf(value)}`, node);
 }
 
 /** `<` and friends: numbers of any kinds, or two strings, timestamps, booleans or bytes. Null when either is null. */
-function orderOf(left: Value, right: Value, operator: string, span: Span): number | null {
+function orderOf(left: Value, right: Value, operator: string, node: PlanExpr): number | null {
   if (left === null || right === null) return null;
   if (isNumeric(left) && isNumeric(right)) return compareNumeric(left, right);
   if (typeof left === "string" && typeof right === "string") return compareStrings(left, right);
   if (left instanceof Timestamp && right instanceof Timestamp) return left.compare(right);
   if (typeof left === "boolean" && typeof right === "boolean") return Number(left) - Number(right);
   if (left instanceof Uint8Array && right instanceof Uint8Array) return Buffer.compare(left, right);
-  return cannotApply(operator, span, left, right);
+  return cannotApply(operator, node, left, right);
 }
 
-function compileRegex(pattern: string, span: Span): RegExp {
+function compileRegex(pattern: string, node: PlanExpr): RegExp {
   try {
     return new RegExp(pattern, REGEX_FLAGS);
   } catch (error) {
-    throw new ExpressionError("invalid-value", `invalid regular expression: ${(error as Error).message}`, span);
+    throw new ExpressionError("invalid-value", `invalid regular expression: ${(error as Error).message}`, node);
   }
 }
 
@@ -198,10 +205,10 @@ class Compiler {
     private readonly atStart: boolean,
   ) {}
 
-  compile(expr: Expr): Compiled {
+  compile(expr: PlanExpr): Compiled {
     switch (expr.kind) {
       case "number":
-        return constant(this.number(expr.text, expr.fractional, expr.span));
+        return constant(this.number(expr));
       case "string":
         return constant(expr.value);
       case "boolean":
@@ -218,7 +225,7 @@ class Compiler {
       case "record":
         return this.record(expr);
       case "identifier":
-        return this.identifier(expr.name, expr.span);
+        return this.identifier(expr.name, expr);
       case "member":
         return this.member(expr);
       case "index":
@@ -241,16 +248,16 @@ class Compiler {
     }
   }
 
-  private number(text: string, fractional: boolean, span: Span): Value {
+  private number(expr: Node<"number">): Value {
     try {
-      if (fractional) return new Decimal(text);
-      return normalizeInteger(BigInt(text));
+      if (expr.fractional) return new Decimal(expr.text);
+      return normalizeInteger(BigInt(expr.text));
     } catch (error) {
-      throw new ExpressionError("invalid-value", `invalid number ${text}: ${(error as Error).message}`, span);
+      throw new ExpressionError("invalid-value", `invalid number ${expr.text}: ${(error as Error).message}`, expr);
     }
   }
 
-  private template(expr: TemplateLiteral): Compiled {
+  private template(expr: Node<"template">): Compiled {
     const parts = expr.parts.map((part) => (typeof part === "string" ? constant(part) : this.compile(part)));
     const fns = parts.map((p) => p.fn);
     return combine(parts, (ctx) => {
@@ -263,23 +270,23 @@ class Compiler {
     });
   }
 
-  private record(expr: RecordExpr): Compiled {
-    type Entry = { kind: "field"; name: string; fn: CompiledExpr } | { kind: "spread"; fn: CompiledExpr; span: Span } | { kind: "drop"; name: string };
+  private record(expr: Node<"record">): Compiled {
+    type Entry = { kind: "field"; name: string; fn: CompiledExpr } | { kind: "spread"; fn: CompiledExpr; node: PlanExpr } | { kind: "drop"; name: string };
     const children: Compiled[] = [];
     const entries: Entry[] = expr.entries.map((entry): Entry => {
       switch (entry.kind) {
         case "field": {
           const value = this.compile(entry.value);
           children.push(value);
-          return { kind: "field", name: entry.name.text, fn: value.fn };
+          return { kind: "field", name: entry.name, fn: value.fn };
         }
         case "spread": {
           const value = this.compile(entry.value);
           children.push(value);
-          return { kind: "spread", fn: value.fn, span: entry.value.span };
+          return { kind: "spread", fn: value.fn, node: entry.value };
         }
         case "drop":
-          return { kind: "drop", name: entry.name.text };
+          return { kind: "drop", name: entry.name };
         default: {
           const unreachable: never = entry;
           return unreachable;
@@ -295,7 +302,7 @@ class Compiler {
           const source = entry.fn(ctx);
           // Spreading null (`...before` on an insert) adds nothing.
           if (source === null) continue;
-          if (!isRecord(source)) typeError(`only a record can be spread, found ${typeOf(source)}`, entry.span);
+          if (!isRecord(source)) typeError(`only a record can be spread, found ${typeOf(source)}`, entry.node);
           for (const k of Object.keys(source)) setField(out, k, source[k]!);
         } else if (Object.hasOwn(out, entry.name)) {
           delete out[entry.name];
@@ -305,52 +312,52 @@ class Compiler {
     });
   }
 
-  private eventField(name: string, span: Span): void {
+  private eventField(name: string, node: PlanExpr): void {
     if (this.atStart) {
-      throw new ExpressionError("not-at-start", `"${name}" is a field of the change event; a value fixed at start cannot use it`, span);
+      throw new ExpressionError("not-at-start", `"${name}" is a field of the change event; a value fixed at start cannot use it`, node);
     }
   }
 
-  private identifier(name: string, span: Span): Compiled {
+  private identifier(name: string, node: Node<"identifier">): Compiled {
     switch (name) {
       case "op":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => ctx.event.op);
       case "before":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => ctx.event.before);
       case "after":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => ctx.event.after);
       case "row":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => ctx.row);
       case "key":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => ctx.event.key);
       case "table":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => qualifiedTableName(ctx.event.source));
       case "target":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => ctx.target);
       case "source":
-        this.eventField(name, span);
+        this.eventField(name, node);
         return dynamic((ctx) => sourceRecord(ctx.event.source));
       default:
         if (this.scope.lets.has(name)) return constant(this.scope.lets.get(name)!);
-        throw new ExpressionError("unknown-name", `unknown name "${name}"`, span);
+        throw new ExpressionError("unknown-name", `unknown name "${name}"`, node);
     }
   }
 
-  private member(expr: MemberExpr): Compiled {
-    const name = expr.property.text;
+  private member(expr: Node<"member">): Compiled {
+    const name = expr.property;
     if (expr.object.kind === "identifier" && expr.object.name === "source") {
       // source.X reads the event directly instead of building the whole record.
-      this.eventField("source", expr.object.span);
+      this.eventField("source", expr.object);
       const read = Object.hasOwn(sourceFields, name) ? sourceFields[name] : undefined;
       if (read === undefined) {
-        throw new ExpressionError("unknown-name", `unknown field "${name}" of source`, expr.property.span);
+        throw new ExpressionError("unknown-name", `unknown field "${name}" of source`, expr);
       }
       return dynamic((ctx) => read(ctx.event.source));
     }
@@ -360,11 +367,11 @@ class Compiler {
       const o = objectFn(ctx);
       if (o === null) return null;
       if (isRecord(o)) return getField(o, name);
-      return typeError(`${typeOf(o)} has no fields; ${name} cannot be read from it`, expr.property.span);
+      return typeError(`${typeOf(o)} has no fields; ${name} cannot be read from it`, expr);
     });
   }
 
-  private index(expr: IndexExpr): Compiled {
+  private index(expr: Node<"index">): Compiled {
     const object = this.compile(expr.object);
     const index = this.compile(expr.index);
     const objectFn = object.fn;
@@ -376,20 +383,20 @@ class Compiler {
       if (i === null) return null;
       if (Array.isArray(o)) {
         if (typeof i === "bigint") return null;
-        if (typeof i !== "number" || !Number.isSafeInteger(i)) typeError(`a list index must be an integer, found ${typeOf(i)}`, expr.index.span);
+        if (typeof i !== "number" || !Number.isSafeInteger(i)) typeError(`a list index must be an integer, found ${typeOf(i)}`, expr.index);
         // Negative indexes count from the end: list[-1] is the last item.
         const at = i < 0 ? o.length + i : i;
         return at >= 0 && at < o.length ? o[at]! : null;
       }
       if (isRecord(o)) {
-        if (typeof i !== "string") typeError(`a record index must be a string, found ${typeOf(i)}`, expr.index.span);
+        if (typeof i !== "string") typeError(`a record index must be a string, found ${typeOf(i)}`, expr.index);
         return getField(o, i);
       }
-      return typeError(`cannot index ${typeOf(o)}`, expr.object.span);
+      return typeError(`cannot index ${typeOf(o)}`, expr.object);
     });
   }
 
-  private unary(expr: UnaryExpr): Compiled {
+  private unary(expr: Node<"unary">): Compiled {
     const operand = this.compile(expr.operand);
     const fn = operand.fn;
     switch (expr.operator) {
@@ -397,13 +404,13 @@ class Compiler {
         return combine([operand], (ctx) => {
           const v = fn(ctx);
           if (v === null) return null;
-          return isNumeric(v) ? negate(v) : cannotApply("-", expr.span, v);
+          return isNumeric(v) ? negate(v) : cannotApply("-", expr, v);
         });
       case "not":
         return combine([operand], (ctx) => {
           const v = fn(ctx);
           if (v === null) return null;
-          return typeof v === "boolean" ? !v : cannotApply("not", expr.span, v);
+          return typeof v === "boolean" ? !v : cannotApply("not", expr, v);
         });
       default: {
         const unreachable: never = expr.operator;
@@ -412,13 +419,14 @@ class Compiler {
     }
   }
 
-  private binary(expr: BinaryExpr): Compiled {
+  private binary(expr: Node<"binary">): Compiled {
     const left = this.compile(expr.left);
     const right = this.compile(expr.right);
     const l = left.fn;
     const r = right.fn;
     const op = expr.operator;
-    const span = expr.operatorSpan;
+    // Errors point at the whole binary node: the plan has no operator position of its own.
+    const node: PlanExpr = expr;
     const children = [left, right];
     switch (op) {
       case "??":
@@ -428,17 +436,17 @@ class Compiler {
         });
       case "and":
         return combine(children, (ctx) => {
-          const a = requireBoolean(l(ctx), op, span);
+          const a = requireBoolean(l(ctx), op, node);
           if (a === false) return false;
-          const b = requireBoolean(r(ctx), op, span);
+          const b = requireBoolean(r(ctx), op, node);
           if (b === false) return false;
           return a === null || b === null ? null : true;
         });
       case "or":
         return combine(children, (ctx) => {
-          const a = requireBoolean(l(ctx), op, span);
+          const a = requireBoolean(l(ctx), op, node);
           if (a === true) return true;
-          const b = requireBoolean(r(ctx), op, span);
+          const b = requireBoolean(r(ctx), op, node);
           if (b === true) return true;
           return a === null || b === null ? null : false;
         });
@@ -448,22 +456,22 @@ class Compiler {
         return combine(children, (ctx) => !valuesEqual(l(ctx), r(ctx)));
       case "<":
         return combine(children, (ctx) => {
-          const c = orderOf(l(ctx), r(ctx), op, span);
+          const c = orderOf(l(ctx), r(ctx), op, node);
           return c === null ? null : c < 0;
         });
       case "<=":
         return combine(children, (ctx) => {
-          const c = orderOf(l(ctx), r(ctx), op, span);
+          const c = orderOf(l(ctx), r(ctx), op, node);
           return c === null ? null : c <= 0;
         });
       case ">":
         return combine(children, (ctx) => {
-          const c = orderOf(l(ctx), r(ctx), op, span);
+          const c = orderOf(l(ctx), r(ctx), op, node);
           return c === null ? null : c > 0;
         });
       case ">=":
         return combine(children, (ctx) => {
-          const c = orderOf(l(ctx), r(ctx), op, span);
+          const c = orderOf(l(ctx), r(ctx), op, node);
           return c === null ? null : c >= 0;
         });
       case "in": {
@@ -481,19 +489,19 @@ class Compiler {
             if (needle === null) return null;
             if (typeof needle === "string") return haystack.includes(needle);
           }
-          return cannotApply(op, span, needle, haystack);
+          return cannotApply(op, node, needle, haystack);
         });
       }
       case "matches":
-        return this.matches(left, right, span);
+        return this.matches(left, right, node);
       case "+":
         return combine(children, (ctx) => {
           const a = l(ctx);
           const b = r(ctx);
           if (a === null || b === null) return null;
           if (typeof a === "string" && typeof b === "string") return a + b;
-          if (isNumeric(a) && isNumeric(b)) return arithmetic(op, a, b, span);
-          return cannotApply(op, span, a, b);
+          if (isNumeric(a) && isNumeric(b)) return arithmetic(op, a, b, node);
+          return cannotApply(op, node, a, b);
         });
       case "-":
       case "*":
@@ -503,8 +511,8 @@ class Compiler {
           const a = l(ctx);
           const b = r(ctx);
           if (a === null || b === null) return null;
-          if (isNumeric(a) && isNumeric(b)) return arithmetic(op, a, b, span);
-          return cannotApply(op, span, a, b);
+          if (isNumeric(a) && isNumeric(b)) return arithmetic(op, a, b, node);
+          return cannotApply(op, node, a, b);
         });
       default: {
         const unreachable: never = op;
@@ -513,15 +521,15 @@ class Compiler {
     }
   }
 
-  private matches(left: Compiled, right: Compiled, span: Span): Compiled {
+  private matches(left: Compiled, right: Compiled, node: PlanExpr): Compiled {
     const l = left.fn;
     const test = (subject: Value, regex: RegExp): Value => {
       if (subject === null) return null;
-      return typeof subject === "string" ? regex.test(subject) : cannotApply("matches", span, subject, "");
+      return typeof subject === "string" ? regex.test(subject) : cannotApply("matches", node, subject, "");
     };
     if (right.constant && typeof right.value === "string") {
       // The usual case, a literal pattern: compiled here, once.
-      const regex = compileRegex(right.value, span);
+      const regex = compileRegex(right.value, node);
       return combine([left], (ctx) => test(l(ctx), regex));
     }
     const r = right.fn;
@@ -531,21 +539,21 @@ class Compiler {
       const subject = l(ctx);
       const pattern = r(ctx);
       if (pattern === null) return null;
-      if (typeof pattern !== "string") return cannotApply("matches", span, subject, pattern);
+      if (typeof pattern !== "string") return cannotApply("matches", node, subject, pattern);
       if (pattern !== cachedPattern || cachedRegex === undefined) {
-        cachedRegex = compileRegex(pattern, span);
+        cachedRegex = compileRegex(pattern, node);
         cachedPattern = pattern;
       }
       return test(subject, cachedRegex);
     });
   }
 
-  private call(expr: CallExpr): Compiled {
-    const name = expr.callee.text;
+  private call(expr: Node<"call">): Compiled {
+    const name = expr.callee;
     const signature = FUNCTIONS.get(name);
     const impl = BUILTINS.get(name);
     if (signature === undefined || (impl === undefined && name !== "env")) {
-      throw new ExpressionError("unknown-function", `unknown function "${name}"`, expr.callee.span);
+      throw new ExpressionError("unknown-function", `unknown function "${name}"`, expr);
     }
     const n = expr.args.length;
     if (n < signature.minArgs || n > signature.maxArgs) {
@@ -555,9 +563,9 @@ class Compiler {
           : signature.maxArgs === Infinity
             ? `at least ${signature.minArgs}`
             : `${signature.minArgs} to ${signature.maxArgs}`;
-      throw new ExpressionError("arity", `${name}() takes ${expected} argument${/(^| )1$/.test(expected) ? "" : "s"}, found ${n}`, expr.span);
+      throw new ExpressionError("arity", `${name}() takes ${expected} argument${/(^| )1$/.test(expected) ? "" : "s"}, found ${n}`, expr);
     }
-    const site: CallSite = { name, span: expr.span, argSpans: expr.args.map((a) => a.span) };
+    const site: CallSite = { name, node: expr, args: expr.args };
     if (name === "env") return this.env(expr, site);
     const args = expr.args.map((arg) => this.compile(arg));
     const fns = args.map((a) => a.fn);
@@ -592,16 +600,16 @@ class Compiler {
   }
 
   /** env() is read here, at compile time: the plan keeps it symbolic, the pipeline reads it once at start. */
-  private env(expr: CallExpr, site: CallSite): Compiled {
+  private env(expr: Node<"call">, site: CallSite): Compiled {
     const args = expr.args.map((arg) => this.compile(arg));
     args.forEach((arg, i) => {
       if (!arg.constant) {
-        throw new ExpressionError("not-at-start", "env() arguments must be fixed at start: they cannot use the change event", expr.args[i]!.span);
+        throw new ExpressionError("not-at-start", "env() arguments must be fixed at start: they cannot use the change event", expr.args[i]!);
       }
     });
     const name = args[0]!.value ?? null;
     if (typeof name !== "string") {
-      throw new ExpressionError("type", `argument 1 of env() must be a string, found ${typeOf(name)}`, site.argSpans[0]!);
+      throw new ExpressionError("type", `argument 1 of env() must be a string, found ${typeOf(name)}`, site.args[0]!);
     }
     const read = this.scope.env ?? ((variable: string) => process.env[variable]);
     const fallback = args.length > 1 ? { value: args[1]!.value ?? null } : undefined;

@@ -2,11 +2,16 @@
  * The one error an expression raises, at compile time or per event.
  *
  * Per event it is data, not a crash: the runtime catches it and sends the event to the
- * pipeline's dead-letter sink with `message` as the reason (or stops with it, printed at
- * `span`). The checker reports the same problems statically where it can, so at compile time
- * this error normally means the checker was bypassed (an API caller, a plan from elsewhere).
+ * pipeline's dead-letter sink with `message` as the reason (or stops with it). The checker
+ * reports the same problems statically where it can, so at compile time this error normally
+ * means the checker was bypassed (an API caller, a plan from elsewhere).
+ *
+ * Expressions are compiled from the plan, which has no source positions (a plan must not
+ * change when a comment moves): the error points at the plan node that failed, and whoever
+ * compiled the expression names the place for the user with what the plan has — the step's
+ * id and text, or the option's name and text.
  */
-import type { Span } from "../ast/nodes.js";
+import type { PlanExpr } from "../plan/types.js";
 
 export type ExpressionErrorCode =
   /** An operand or argument of the wrong runtime type: `"a" * 2`, `lower(5)`. */
@@ -28,13 +33,13 @@ export type ExpressionErrorCode =
 
 export class ExpressionError extends Error {
   readonly code: ExpressionErrorCode;
-  /** The node that failed (for an operator, the operator itself). */
-  readonly span: Span;
+  /** The node that failed: for an operator, its unary or binary node; for a bad argument, the argument. */
+  readonly node: PlanExpr;
 
-  constructor(code: ExpressionErrorCode, message: string, span: Span) {
+  constructor(code: ExpressionErrorCode, message: string, node: PlanExpr) {
     super(message);
     this.name = "ExpressionError";
     this.code = code;
-    this.span = span;
+    this.node = node;
   }
 }

@@ -22,9 +22,9 @@
  * The float case includes integral numbers beyond 2^53 that are not bigints: they can only
  * have come from float arithmetic.
  */
-import type { Span } from "../ast/nodes.js";
 import { Decimal } from "../model/decimal.js";
 import { normalizeInteger, type NumericValue } from "../model/value.js";
+import type { PlanExpr } from "../plan/types.js";
 import { ExpressionError } from "./errors.js";
 
 export type ArithmeticOperator = "+" | "-" | "*" | "/" | "%";
@@ -50,20 +50,20 @@ export function toFloat(value: NumericValue): number {
   return typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : value.toNumber();
 }
 
-function divisionByZero(operator: ArithmeticOperator, span: Span): never {
-  throw new ExpressionError("division-by-zero", operator === "/" ? "division by zero" : "remainder of division by zero", span);
+function divisionByZero(operator: ArithmeticOperator, node: PlanExpr): never {
+  throw new ExpressionError("division-by-zero", operator === "/" ? "division by zero" : "remainder of division by zero", node);
 }
 
-/** `left operator right`; `span` locates the operator in errors. */
-export function arithmetic(operator: ArithmeticOperator, left: NumericValue, right: NumericValue, span: Span): NumericValue {
+/** `left operator right`; `node` (the binary expression) is where errors point. */
+export function arithmetic(operator: ArithmeticOperator, left: NumericValue, right: NumericValue, node: PlanExpr): NumericValue {
   const lk = numericKind(left);
   const rk = numericKind(right);
-  if (lk === "integer" && rk === "integer") return integerArithmetic(operator, left as number | bigint, right as number | bigint, span);
-  if (lk === "float" || rk === "float") return floatArithmetic(operator, toFloat(left), toFloat(right), span);
-  return decimalArithmetic(operator, toDecimal(left as number | bigint | Decimal), toDecimal(right as number | bigint | Decimal), span);
+  if (lk === "integer" && rk === "integer") return integerArithmetic(operator, left as number | bigint, right as number | bigint, node);
+  if (lk === "float" || rk === "float") return floatArithmetic(operator, toFloat(left), toFloat(right), node);
+  return decimalArithmetic(operator, toDecimal(left as number | bigint | Decimal), toDecimal(right as number | bigint | Decimal), node);
 }
 
-function integerArithmetic(operator: ArithmeticOperator, a: number | bigint, b: number | bigint, span: Span): NumericValue {
+function integerArithmetic(operator: ArithmeticOperator, a: number | bigint, b: number | bigint, node: PlanExpr): NumericValue {
   if (typeof a === "number" && typeof b === "number") {
     // Safe operands: the double result is exact whenever it is itself a safe integer.
     let r: number;
@@ -78,10 +78,10 @@ function integerArithmetic(operator: ArithmeticOperator, a: number | bigint, b: 
         r = a * b;
         break;
       case "/":
-        if (b === 0) divisionByZero(operator, span);
+        if (b === 0) divisionByZero(operator, node);
         return new Decimal(a).divide(new Decimal(b), DIVISION_DIGITS);
       case "%":
-        if (b === 0) divisionByZero(operator, span);
+        if (b === 0) divisionByZero(operator, node);
         return (a % b) + 0; // + 0 turns -0 into 0
       default: {
         const unreachable: never = operator;
@@ -100,10 +100,10 @@ function integerArithmetic(operator: ArithmeticOperator, a: number | bigint, b: 
     case "*":
       return normalizeInteger(x * y);
     case "/":
-      if (y === 0n) divisionByZero(operator, span);
+      if (y === 0n) divisionByZero(operator, node);
       return new Decimal(x).divide(new Decimal(y), DIVISION_DIGITS);
     case "%":
-      if (y === 0n) divisionByZero(operator, span);
+      if (y === 0n) divisionByZero(operator, node);
       return normalizeInteger(x % y);
     default: {
       const unreachable: never = operator;
@@ -112,7 +112,7 @@ function integerArithmetic(operator: ArithmeticOperator, a: number | bigint, b: 
   }
 }
 
-function floatArithmetic(operator: ArithmeticOperator, a: number, b: number, span: Span): number {
+function floatArithmetic(operator: ArithmeticOperator, a: number, b: number, node: PlanExpr): number {
   switch (operator) {
     case "+":
       return a + b;
@@ -121,10 +121,10 @@ function floatArithmetic(operator: ArithmeticOperator, a: number, b: number, spa
     case "*":
       return a * b;
     case "/":
-      if (b === 0) divisionByZero(operator, span);
+      if (b === 0) divisionByZero(operator, node);
       return a / b;
     case "%":
-      if (b === 0) divisionByZero(operator, span);
+      if (b === 0) divisionByZero(operator, node);
       return a % b;
     default: {
       const unreachable: never = operator;
@@ -133,7 +133,7 @@ function floatArithmetic(operator: ArithmeticOperator, a: number, b: number, spa
   }
 }
 
-function decimalArithmetic(operator: ArithmeticOperator, a: Decimal, b: Decimal, span: Span): Decimal {
+function decimalArithmetic(operator: ArithmeticOperator, a: Decimal, b: Decimal, node: PlanExpr): Decimal {
   try {
     switch (operator) {
       case "+":
@@ -143,10 +143,10 @@ function decimalArithmetic(operator: ArithmeticOperator, a: Decimal, b: Decimal,
       case "*":
         return a.times(b);
       case "/":
-        if (b.isZero()) divisionByZero(operator, span);
+        if (b.isZero()) divisionByZero(operator, node);
         return a.divide(b, DIVISION_DIGITS);
       case "%":
-        if (b.isZero()) divisionByZero(operator, span);
+        if (b.isZero()) divisionByZero(operator, node);
         return a.remainder(b);
       default: {
         const unreachable: never = operator;
@@ -154,7 +154,7 @@ function decimalArithmetic(operator: ArithmeticOperator, a: Decimal, b: Decimal,
       }
     }
   } catch (error) {
-    if (error instanceof RangeError) throw new ExpressionError("invalid-value", `decimal ${error.message}`, span);
+    if (error instanceof RangeError) throw new ExpressionError("invalid-value", `decimal ${error.message}`, node);
     throw error;
   }
 }

@@ -13,7 +13,7 @@
  * decimal), a decimal with an integer or a decimal is decimal, anything with a float is float.
  */
 
-import type { BinaryOperator, UnaryOperator } from "../ast/nodes.js";
+import type { BinaryOperator, UnaryOperator } from "./operators.js";
 
 export type StaticType =
   | "any"

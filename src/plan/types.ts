@@ -5,7 +5,7 @@
  * compiled into closures by the runtime; `env()` stays a call in those trees, never resolved
  * at compile time, so a plan holds no secret that lives in the environment.
  */
-import type { BinaryOperator, UnaryOperator } from "../ast/nodes.js";
+import type { BinaryOperator, UnaryOperator } from "../expr/operators.js";
 import type { JsonValue } from "../model/json-value.js";
 
 export const PLAN_VERSION = 1;

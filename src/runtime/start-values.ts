@@ -12,7 +12,6 @@ import { qualifiedTableName, type ChangeEvent } from "../model/event.js";
 import { setField, type Row, type Value } from "../model/value.js";
 import { compileExpr, evaluateAtStart, type CompileScope, type EvalContext } from "../expr/compile.js";
 import type { JsonValue } from "../model/json-value.js";
-import { fromPlanExpr } from "../plan/expr.js";
 import type { OptionPlan, Plan } from "../plan/types.js";
 import type { SinkEvent } from "./contracts.js";
 
@@ -79,7 +78,7 @@ export function resolveOptions(options: Readonly<Record<string, OptionPlan>>, sc
 
 function evaluate(option: Extract<OptionPlan, { expr: unknown }>, scope: CompileScope, where: string): Value {
   try {
-    return evaluateAtStart(fromPlanExpr(option.expr), scope);
+    return evaluateAtStart(option.expr, scope);
   } catch (error) {
     throw new StartValueError(`${where} (${option.text}): ${(error as Error).message}`, { cause: error });
   }
@@ -88,7 +87,7 @@ function evaluate(option: Extract<OptionPlan, { expr: unknown }>, scope: Compile
 function compileEventOption(expr: Extract<OptionPlan, { expr: unknown }>["expr"], scope: CompileScope, where: string): (event: SinkEvent) => Value {
   let fn;
   try {
-    fn = compileExpr(fromPlanExpr(expr), scope);
+    fn = compileExpr(expr, scope);
   } catch (error) {
     throw new StartValueError(`${where}: ${(error as Error).message}`, { cause: error });
   }

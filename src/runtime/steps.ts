@@ -22,7 +22,6 @@ import type { ChangeEvent } from "../model/event.js";
 import { Timestamp } from "../model/timestamp.js";
 import { isRecord, typeOf, type Row, type Value } from "../model/value.js";
 import { compileExpr, type CompileScope, type CompiledExpr } from "../expr/compile.js";
-import { fromPlanExpr } from "../plan/expr.js";
 import type { FlowPlan, PlanExpr, StepPlan } from "../plan/types.js";
 import type { Logger, SinkEvent } from "./contracts.js";
 import { defaultTarget, MutableContext, StartValueError } from "./start-values.js";
@@ -183,7 +182,7 @@ function fill(context: MutableContext, state: StepState): MutableContext {
 
 function compile(expr: PlanExpr, step: StepPlan, options: StepCompileOptions): CompiledExpr {
   try {
-    return compileExpr(fromPlanExpr(expr), options.scope);
+    return compileExpr(expr, options.scope);
   } catch (error) {
     throw new StartValueError(`${step.id} (${step.text}): ${reasonOf(error)}`, { cause: error });
   }

@@ -1,25 +1,15 @@
 /**
- * Shared pieces of the expression tests: distinct spans (so an error's span can be checked),
- * an argument `row.aN` (so any kind of value — bytes, timestamps, nulls — can be passed to a
- * function or operator without a literal syntax for it), and an event to evaluate against.
+ * Shared pieces of the expression tests: an argument `row.aN` (so any kind of value — bytes,
+ * timestamps, nulls — can be passed to a function or operator without a literal syntax for
+ * it), and an event to evaluate against. Expressions are plan trees (`PlanExpr`), as the
+ * runtime compiles them; an error's node is checked by identity.
  */
-import type { Expr, Span } from "../../src/ast/nodes.js";
 import type { ChangeEvent } from "../../src/model/event.js";
 import { seqPosition } from "../../src/model/position.js";
 import { Timestamp } from "../../src/model/timestamp.js";
+import type { PlanExpr } from "../../src/plan/types.js";
 
-let offset = 0;
-export function sp(): Span {
-  offset += 10;
-  return { start: offset, end: offset + 5 };
-}
-
-export const arg = (i: number): Expr => ({
-  kind: "member",
-  object: { kind: "identifier", name: "row", span: sp() },
-  property: { text: `a${i}`, span: sp() },
-  span: sp(),
-});
+export const arg = (i: number): PlanExpr => ({ kind: "member", object: { kind: "identifier", name: "row" }, property: `a${i}` });
 
 export const event: ChangeEvent = {
   op: "insert",

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { arg, event, sp } from "./expr-fixtures.js";
-import type { BinaryOperator, Expr, UnaryOperator } from "../../src/ast/nodes.js";
+import { arg, event } from "./expr-fixtures.js";
 import { compileExpr, eventContext } from "../../src/expr/compile.js";
 import { ExpressionError } from "../../src/expr/errors.js";
+import type { BinaryOperator, UnaryOperator } from "../../src/expr/operators.js";
 import {
   binaryResultType,
   callResultType,
@@ -18,6 +18,7 @@ import {
 import { Decimal } from "../../src/model/decimal.js";
 import { Timestamp } from "../../src/model/timestamp.js";
 import { isIntegerValue, isNumeric, typeOf, type Row, type Value } from "../../src/model/value.js";
+import type { PlanExpr } from "../../src/plan/types.js";
 
 // The checker decides with these tables before anything runs; the runtime decides with
 // values. This file checks that the two agree on a sample of every kind.
@@ -54,7 +55,7 @@ function fits(type: StaticType, value: Value): boolean {
 
 type Outcome = { value: Value } | { error: ExpressionError };
 
-function run(expr: Expr, args: Value[]): Outcome {
+function run(expr: PlanExpr, args: Value[]): Outcome {
   const row: Row = {};
   args.forEach((v, i) => (row[`a${i}`] = v));
   try {
@@ -88,7 +89,7 @@ describe("operators: static types agree with the runtime", () => {
     for (const [l, r] of combinations(2)) {
       const expected = binaryResultType(operator, l!, r!);
       for (const [a, b] of valueTuples([l!, r!])) {
-        const expr: Expr = { kind: "binary", operator, left: arg(0), right: arg(1), operatorSpan: sp(), span: sp() };
+        const expr: PlanExpr = { kind: "binary", operator, left: arg(0), right: arg(1) };
         const outcome = run(expr, [a!, b!]);
         const label = `${typeOf(a!)} ${operator} ${typeOf(b!)}`;
         if ("error" in expected) {
@@ -109,7 +110,7 @@ describe("operators: static types agree with the runtime", () => {
     for (const [k] of combinations(1)) {
       const expected = unaryResultType(operator, k!);
       for (const [v] of valueTuples([k!])) {
-        const outcome = run({ kind: "unary", operator, operand: arg(0), span: sp() }, [v!]);
+        const outcome = run({ kind: "unary", operator, operand: arg(0) }, [v!]);
         if ("error" in expected) expect("error" in outcome && outcome.error.code, `${operator} ${k}`).toBe("type");
         else expect("value" in outcome && fits(expected.type, outcome.value), `${operator} ${k}`).toBe(true);
       }
@@ -141,7 +142,7 @@ describe("functions: static types agree with the runtime", () => {
         const accepted = types.every((t, i) => isAssignable(t, parameterTypes(signature, i)));
         const resultType = callResultType(signature, types);
         for (const values of valueTuples(types)) {
-          const call: Expr = { kind: "call", callee: { text: name, span: sp() }, args: values.map((_, i) => arg(i)), span: sp() };
+          const call: PlanExpr = { kind: "call", callee: name, args: values.map((_, i) => arg(i)) };
           const outcome = run(call, values);
           const label = `${name}(${types.join(", ")})`;
           if (accepted) {
