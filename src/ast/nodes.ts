@@ -9,12 +9,8 @@
 
 import type { BinaryOperator, UnaryOperator } from "../expr/operators.js";
 
-export interface Span {
-  /** Offset of the first character. */
-  readonly start: number;
-  /** Offset one past the last character. */
-  readonly end: number;
-}
+export type { Span } from "../diagnostics/span.js";
+import type { Span } from "../diagnostics/span.js";
 
 export interface Name {
   readonly text: string;

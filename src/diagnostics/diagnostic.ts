@@ -3,7 +3,7 @@
  * a span of offsets into the file, a message, optional notes and a suggested fix. Stages
  * collect them in a `DiagnosticBag` and keep going, so that one run reports every problem.
  */
-import type { Span } from "../ast/nodes.js";
+import type { Span } from "./span.js";
 import { catalogue, catalogueMessage, type DiagnosticCode } from "./catalogue.js";
 
 export type Severity = "error" | "warning";
