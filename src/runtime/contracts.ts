@@ -266,6 +266,17 @@ export interface SinkContext {
    * gives undefined.
    */
   readonly describeSource?: (event: ChangeEvent) => Promise<TableSchema | undefined>;
+  /**
+   * Whether a write of this sink may be given again after a crash (true when absent): the
+   * position of a source that feeds it is saved outside its own transactions (a checkpoint
+   * file, or beside a second sink), so the changes after the last saved position reach it a
+   * second time. A sink then meets states a replay explains: an update without its absent
+   * columns whose row a later change, applied before the crash, deleted. Such an update is
+   * skipped with a warning, since the replay goes on to that later change. Where no write is
+   * replayed (the sink stores the position of every source that feeds it in the same
+   * transaction), the same state means the target lost the row, and the event is rejected.
+   */
+  readonly mayReplay?: boolean;
 }
 
 /**
@@ -276,7 +287,8 @@ export interface SinkContext {
  * - a table sink (postgres, mysql, duckdb) updates only the columns the row has; where it must
  *   write a whole row (an update that changed the key, so the row moves) it takes the absent
  *   values from the row it replaces, in the same transaction, and where that row is not there
- *   it rejects the event with a reason naming `REPLICA IDENTITY FULL`;
+ *   it skips the event with a warning where the write may be a replay (`SinkContext.mayReplay`),
+ *   and otherwise rejects it with a reason naming `REPLICA IDENTITY FULL`;
  * - a key-value sink storing columns separately (a Redis hash) sets only the present fields;
  * - a sink writing whole documents (a Redis JSON value, a Kafka or queue message, a jsonl line)
  *   writes the row as it has it — the absent column is left out of the document, never set to

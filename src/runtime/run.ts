@@ -170,6 +170,7 @@ class PipelineRun {
     // the checkpoint store's and the store may be a sink's; they start only once it is held,
     // because starting one may change its output (the jsonl sink cuts a torn last line).
     const created = new Map<string, SinkWriter>();
+    const replayFree = sinksWithoutReplay(plan);
     for (const sink of plan.sinks) {
       const resolved = startValues.sinks.get(sink.name)!;
       try {
@@ -184,6 +185,7 @@ class PipelineRun {
             baseDir: options.baseDir,
             // Sources start after sinks, so the reader is looked up when a sink first asks.
             describeSource: (event) => this.describeSource(event),
+            mayReplay: !replayFree.has(sink.name),
           }),
         );
       } catch (error) {
@@ -429,6 +431,20 @@ class PipelineRun {
       seconds: Math.round(this.metrics.elapsedSeconds() * 1000) / 1000,
     };
   }
+}
+
+/**
+ * The sinks no write of which is ever given twice: every source that feeds one keeps its
+ * position in that sink's own transactions (`checkpoint: "postgres"` with it as the only sink
+ * the source reaches), so a crash loses the uncommitted write and nothing after the stored
+ * position was applied (SinkContext.mayReplay).
+ */
+export function sinksWithoutReplay(plan: Plan): Set<string> {
+  const holder = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
+  if (holder === null) return new Set();
+  const inSink = checkpointsInSink(plan);
+  const feeding = plan.sources.filter((source) => plan.flows.some((flow) => flow.source === source.name && flow.sinks.includes(holder)));
+  return feeding.length > 0 && feeding.every((source) => inSink.get(source.name) === true) ? new Set([holder]) : new Set();
 }
 
 function failureKind(error: unknown): FailureKind {

@@ -82,7 +82,11 @@ const update = (before: Row | null, after: Row) => change("update", { before, af
 const remove = (row: Row) => change("delete", { before: row }, { id: row["id"]! });
 
 async function writeBatches(options: Record<string, Value>, ...batches: SinkEvent[][]): Promise<Rejection[][]> {
-  const sink = await openSink(options);
+  return writeBatchesWith({}, [], options, ...batches);
+}
+
+async function writeBatchesWith(extra: Partial<SinkContext>, logged: Logged[], options: Record<string, Value>, ...batches: SinkEvent[][]): Promise<Rejection[][]> {
+  const sink = await openSink(options, logged, extra);
   const rejections: Rejection[][] = [];
   try {
     for (const events of batches) rejections.push([...(await sink.write({ events }))]);
@@ -400,7 +404,7 @@ describe("duckdb sink, absent columns (upsert mode)", () => {
   });
 
   it("rejects an update that left a column out when there is no stored row to keep it from, and writes nothing for it", async () => {
-    const rejections = await writeBatches({}, stored, [
+    const rejections = await writeBatchesWith({ mayReplay: false }, [], {}, stored, [
       update(null, { id: 99, n: 1 }),
       move(98, { id: 97, n: 1 }),
       remove({ id: 3 }),
@@ -416,6 +420,18 @@ describe("duckdb sink, absent columns (upsert mode)", () => {
     expect(rejections[1]![1]!.reason).toContain("the row with its old key (id)=(98) is not in the table");
     expect(rejections[1]![2]!.reason).toContain("the row was deleted earlier in the same batch");
     expect(await rows()).toEqual([row(1, 0, 1), row(2, 2, 2)]);
+  });
+
+  it("skips such an update with a warning where writes may be replayed (a later change deleted the row), and writes nothing for it", async () => {
+    const logged: Logged[] = [];
+    const rejections = await writeBatchesWith({}, logged, {}, stored, [update(null, { id: 99, n: 1 }), move(98, { id: 97, n: 1 }), update(null, { id: 2, n: 2 })]);
+    expect(rejections).toEqual([[], []]);
+    const warnings = logged.filter((entry) => entry.level === "warn" && entry.message.startsWith("skipped an update that cannot be applied"));
+    expect(warnings.map((entry) => entry.message)).toEqual([
+      expect.stringMatching(/the update of key \(id\)=\(99\) .* the row is not in the table/),
+      expect.stringContaining("the row with its old key (id)=(98) is not in the table"),
+    ]);
+    expect(await rows()).toEqual([row(1, 0, 1), row(2, 2, 2), row(3, 0, 3)]);
   });
 
   it("takes a complete update as the whole row, stored or not", async () => {

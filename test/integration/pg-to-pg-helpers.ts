@@ -16,6 +16,8 @@ export interface RunOptions {
   readonly flow?: string;
   /** Rejected events go to `rejected.jsonl` in `dir` (see `rejections`) instead of stopping the run. */
   readonly deadLetter?: boolean;
+  /** Keep the checkpoint in the target (`checkpoint: "postgres"`) instead of a file. */
+  readonly checkpointInTarget?: boolean;
 }
 
 export interface PgToPg {
@@ -37,7 +39,7 @@ export async function pgToPg(name: string, source: ThrowawayDatabase, target: Th
   const dir = await mkdtemp(join(tmpdir(), "dts-pg2pg-"));
   const slot = `${name}_${source.name.slice(-8)}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
   const text = (options: RunOptions = {}): string => `
-pipeline ${name} ${options.deadLetter === true ? "{ dead_letter: rejected }" : ""}
+pipeline ${name} { ${options.deadLetter === true ? "dead_letter: rejected" : ""} ${options.checkpointInTarget === true ? 'checkpoint: "postgres"' : ""} }
 ${options.deadLetter === true ? `sink rejected = jsonl { path: ${JSON.stringify(join(dir, "rejected.jsonl"))} }` : ""}
 source src = postgres {
   url: "${source.url}"

@@ -847,10 +847,15 @@ class DuckDBSink implements SinkWriter {
       for (const patch of patches) lookups.push(patch.cells);
       for (const move of moves) lookups.push(move.cells, move.fromCells);
       const stored = await this.storedKeys(table, lookups);
+      // The stored row is not there: after a crash, the replay of a row a later change deleted
+      // (skipped with a warning, the replay goes on to that change), else the table lost it.
       const reject = (change: KeyChange, situation: string) => {
         for (const index of change.events) {
           const sinkEvent = batch.events[index]!;
-          rejections.push({ index, reason: this.absentReason(table, sinkEvent.event, change.cells, situation) });
+          const reason = this.absentReason(table, sinkEvent.event, change.cells, situation);
+          if (this.context.mayReplay !== false) {
+            this.context.log.warn(`skipped an update that cannot be applied; after a crash this is the replay of a row deleted later, otherwise the table lost the row: ${reason}`);
+          } else rejections.push({ index, reason });
         }
       };
       for (let i = 0; i < patches.length; i++) {

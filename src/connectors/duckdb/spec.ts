@@ -33,9 +33,11 @@ keeps the others; an insert and later updates of it in one batch are merged; an 
 snapshot row writes its columns and leaves a column it lacks NULL in a new row (as it is in a
 stored one). An update that changed the key takes the columns it left out from the row with
 the old key — from an earlier change of that key in the same batch, else from the table, in
-the same transaction. Where that row is not there (the table was not copied, or the row was
-deleted), the event is rejected with a reason naming \`REPLICA IDENTITY FULL\`, and nothing is
-written for it. In \`append\` mode a left-out column is NULL in the row and named in
+the same transaction. Where the row an update needs is not in the table, nothing is written
+for it, as NULL would lose the values: after a crash this is the replay of a row a later change
+deleted, so the update is skipped with a warning (naming \`REPLICA IDENTITY FULL\` for the case
+where the table lost the row; \`dts verify\` finds that). An update after a delete of its key in
+the same batch cannot come from a source's stream and is rejected with that reason. In \`append\` mode a left-out column is NULL in the row and named in
 \`_absent\`, which tells it from a real NULL; rows appended before \`_absent\` existed have
 NULL there.
 

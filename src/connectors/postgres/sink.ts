@@ -121,6 +121,8 @@ export interface PostgresSinkOptions {
   readonly method?: UpsertMethod;
   /** Snapshot chunks loaded at once, each on its own connection. */
   readonly snapshotWriters?: number;
+  /** Writes may be given again after a crash (SinkContext.mayReplay); true when absent. */
+  readonly mayReplay?: boolean;
 }
 
 export function createSink(context: SinkContext): SinkWriter {
@@ -138,6 +140,7 @@ export function createSink(context: SinkContext): SinkWriter {
     name: context.name,
     log: context.log,
     ...(context.describeSource !== undefined ? { describeSource: context.describeSource } : {}),
+    mayReplay: context.mayReplay ?? true,
   });
 }
 
@@ -659,7 +662,13 @@ export class PostgresSink implements SinkWriter {
     if (plan === undefined) return byEvent;
     const found = await this.readRows(session.client!, plan.reads);
     const resolved = plan.resolve(found);
-    for (const rejection of resolved.rejected) rejections.push({ index: rejection.index, reason: absentReason(events[rejection.index]!.event, rejection) });
+    for (const rejection of resolved.rejected) {
+      const reason = absentReason(events[rejection.index]!.event, rejection);
+      // A replayed write meets such an update when a change after it, applied before the
+      // crash, deleted its row: skipped, the replay goes on to that change (SinkContext.mayReplay).
+      if (this.options.mayReplay !== false) this.options.log.warn(`skipped an update that cannot be applied; after a crash this is the replay of a row deleted later, otherwise the target lost the row: ${reason}`);
+      else rejections.push({ index: rejection.index, reason });
+    }
     return resolved.byEvent;
   }
 

@@ -123,8 +123,12 @@ Absent is not null: an update without some of the source table's columns (Postgr
 unchanged TOASTed values) updates only the columns it has, of the row the target has. An update
 that changes the key takes the values it lacks from the row it replaces — an earlier change of
 the key in the same write, or the target's row, read in the same transaction. Where the target
-has no such row, the update is rejected (dead-lettered, or the pipeline stops) with a reason
-naming \`REPLICA IDENTITY FULL\`: it is never written with NULL in place of a value.
+has no such row, the update is never written with NULL in place of a value. When writes may be
+replayed after a crash (the position is kept in a file, or beside another sink), that is the
+replay of a row a later change deleted: the update is skipped with a warning, and the replay
+goes on to that change. With \`checkpoint: "postgres"\` and this sink the only one, no write is
+replayed, so the target lost the row: the update is rejected (the pipeline stops) with a reason
+naming \`REPLICA IDENTITY FULL\`.
 
 A schema change of a source table (flows that only filter or validate pass them on) is applied
 to its target table before the rows after it: a column added on the source is added (rows that
