@@ -71,7 +71,7 @@ import {
 } from "./ddl.js";
 import { copyFramesIn } from "./copy-wire.js";
 import { OrderedCheckpoints } from "./ordered-checkpoints.js";
-import { COPY_SAFE_KINDS, copyField, EncodeError, textArrayLiteral, type Encoder } from "./encode.js";
+import { COPY_SAFE_KINDS, copyField, EncodeError, largeCopyValues, textArrayLiteral, type Encoder } from "./encode.js";
 
 export type UpsertMethod = "unnest" | "copy";
 
@@ -694,14 +694,16 @@ async function copyIn(client: pg.Client, sql: string, rows: readonly Action[]): 
   if (refusal.error !== undefined) throw refusal.error;
 }
 
-/** COPY text, in chunks of about 256 kB. */
+/** COPY text, in chunks of about 256 kB; large bytes in slices of their own (largeCopyValues). */
 function* copyChunks(rows: readonly Action[], refusal: { error?: EncodeError }): Generator<string> {
   const escaped = rows[0]!.columns!.escaped;
   let chunk = "";
   for (const row of rows) {
     let texts: readonly (string | null)[];
+    let large: Map<number, Iterable<string>> | undefined;
     try {
-      texts = textsOf(row);
+      large = row.texts === null ? largeCopyValues(row.columns!.names, row.columns!.encoders, row.row!) : undefined;
+      texts = large === undefined ? textsOf(row) : encodeRow(row.columns!, row.row!, large);
     } catch (error) {
       if (!(error instanceof EncodeError)) throw error;
       refusal.error = error;
@@ -711,6 +713,15 @@ function* copyChunks(rows: readonly Action[], refusal: { error?: EncodeError }):
     for (let i = 0; i < texts.length; i++) {
       const text = texts[i]!;
       if (i > 0) line += "\t";
+      const slices = large?.get(i);
+      if (slices !== undefined) {
+        chunk += line;
+        line = "";
+        if (chunk !== "") yield chunk;
+        chunk = "";
+        yield* slices;
+        continue;
+      }
       line += text === null ? "\\N" : escaped[i] ? copyField(text) : text;
     }
     chunk += line + "\n";
@@ -929,10 +940,15 @@ function actionsOf(sinkEvent: SinkEvent, index: number, table: TargetTable, colu
   return [upsert];
 }
 
-function encodeRow(columns: ColumnSet, row: Row): (string | null)[] {
+/** The row's columns' texts; those in `skip` are left null (their caller sends them otherwise). */
+function encodeRow(columns: ColumnSet, row: Row, skip?: ReadonlyMap<number, unknown>): (string | null)[] {
   const { names, encoders } = columns;
   const texts: (string | null)[] = new Array(names.length);
   for (let i = 0; i < names.length; i++) {
+    if (skip?.has(i)) {
+      texts[i] = null;
+      continue;
+    }
     try {
       texts[i] = encoders[i]!(row[names[i]!]!);
     } catch (error) {
