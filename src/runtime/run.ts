@@ -104,7 +104,7 @@ class PipelineRun {
   private readonly gate = new WriteGate();
   /** Taking the lock again after its session ended, while that is going on. */
   private retaking: Promise<void> | undefined;
-  /** Past the last write: a lock lost now is not taken again. */
+  /** Closing: a lock lost now is not taken again. */
   private closing = false;
   private failure: { error: unknown; where: string } | undefined;
   private failed!: () => void;
@@ -492,11 +492,13 @@ class PipelineRun {
   // ------------------------------------------------------------------ stopping
 
   private async closeAll(): Promise<void> {
+    // Everything read is durable, or the run failed: a lock lost from here on is not taken
+    // again (a write still going out after a failure is then refused at the gate).
+    this.closing = true;
     // Writes already running finish (they cannot be called back); queued ones were dropped on failure.
     await Promise.all([...this.workers.values()].map((worker) => worker.idle()));
     if (this.failure !== undefined) await this.coordinator?.settled();
-    // Nothing is written from here on; a lock still being taken again is either held or given up.
-    this.closing = true;
+    // A lock being taken again is held by now, or given up.
     await this.retaking;
     for (const [name, pump] of this.pumps) {
       const reader = pump.reader;
