@@ -19,7 +19,8 @@ import type { StaticType } from "../expr/signatures.js";
 import type { CheckpointPlan } from "../plan/types.js";
 import { describe, ExpressionChecker, type ColumnInfo } from "./expressions.js";
 import { findJsonSyntaxError } from "./json-syntax.js";
-import { checkOptions, type CheckedOption } from "./options.js";
+import { parseDuration } from "../model/duration.js";
+import { checkOptions, reportBadDuration, type CheckedOption } from "./options.js";
 import { staticValue, type StaticValue } from "./static-value.js";
 
 const require = createRequire(import.meta.url);
@@ -35,6 +36,8 @@ export interface CheckedPipeline {
   readonly name: string;
   readonly checkpoint: CheckpointPlan;
   readonly deadLetter: string | null;
+  /** The pipeline's `retry_for`, as written (a duration or "forever"); `DEFAULT_RETRY_FOR` when not. */
+  readonly retryFor: string;
   /** Each let after the lets it reads. */
   readonly lets: readonly LetDecl[];
   readonly sources: readonly CheckedConnector[];
@@ -57,6 +60,11 @@ type Declared =
   | { readonly kind: "let"; readonly decl: LetDecl };
 
 const CHECKPOINT_KINDS = ["postgres", "mysql", "redis"] as const;
+
+/** How long a connector may stay unreachable when neither it nor the pipeline says. */
+export const DEFAULT_RETRY_FOR = "10m";
+
+const SETTINGS = ["checkpoint", "dead_letter", "retry_for"] as const;
 
 export function checkPipeline(file: PipelineFile, diagnostics: DiagnosticBag, options: CheckOptions): CheckedPipeline | undefined {
   const lines = new LineMap(options.text);
@@ -191,6 +199,7 @@ export function checkPipeline(file: PipelineFile, diagnostics: DiagnosticBag, op
     name: pipelineDecl?.name.text ?? path.basename(options.path).replace(/\.dts$/, ""),
     checkpoint: settings.checkpoint,
     deadLetter: settings.deadLetter,
+    retryFor: settings.retryFor,
     lets: letOrder,
     sources,
     sinks,
@@ -279,9 +288,10 @@ function checkSettings(
   diagnostics: DiagnosticBag,
   expressions: ExpressionChecker,
   valueOf: (expr: Expr) => StaticValue,
-): { checkpoint: CheckpointPlan; deadLetter: string | null } {
+): { checkpoint: CheckpointPlan; deadLetter: string | null; retryFor: string } {
   let checkpoint: CheckpointPlan = { kind: "file", path: ".dts-state" };
   let deadLetter: string | null = null;
+  let retryFor = DEFAULT_RETRY_FOR;
   const seen = new Set<string>();
   const { names } = resolution;
   for (const entry of settings?.entries ?? []) {
@@ -344,11 +354,25 @@ function checkSettings(
       checkpoint = { kind, sink: holder.decl.name.text };
       continue;
     }
-    const help = didYouMean(name, ["checkpoint", "dead_letter"]) ?? "the settings are checkpoint and dead_letter";
+    if (name === "retry_for") {
+      const type = expressions.check(entry.value, { kind: "start", what: 'the pipeline setting "retry_for"' });
+      const value = valueOf(entry.value);
+      if (!value.known) {
+        diagnostics.report("DTS3011", entry.value.span, { name, expected: "a duration known when the file is written", found: describe(type) }, { help: 'write it in the file, e.g. retry_for: "10m"; a connector\'s own retry_for may read env()' });
+        continue;
+      }
+      if (typeof value.value !== "string" || !parseDuration(value.value).ok) {
+        reportBadDuration(diagnostics, entry.value.span, 'the pipeline setting "retry_for"', value.value);
+        continue;
+      }
+      retryFor = value.value;
+      continue;
+    }
+    const help = didYouMean(name, SETTINGS) ?? `the settings are ${SETTINGS.join(", ")}`;
     diagnostics.report("DTS3007", entry.name.span, { name }, { help });
     mentionAll(entry.value, resolution.used);
   }
-  return { checkpoint, deadLetter };
+  return { checkpoint, deadLetter, retryFor };
 }
 
 /** Reports an unknown source or sink; a "did you mean" names the one meant, which is then not "never used". */

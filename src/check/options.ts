@@ -12,6 +12,7 @@ import { connectorSchema, describeType, type ConnectorSpec, type JsonValue, type
 import { DiagnosticBag } from "../diagnostics/diagnostic.js";
 import { closestMatch, didYouMean } from "../diagnostics/suggest.js";
 import { isAssignable, type StaticType } from "../expr/signatures.js";
+import { parseDuration } from "../model/duration.js";
 import { describe, type ExpressionChecker } from "./expressions.js";
 import type { StaticValue } from "./static-value.js";
 
@@ -114,6 +115,11 @@ export function checkOptions(
   if (!validate(instance)) {
     for (const error of validate.errors ?? []) reportSchemaError(error, spec, connector, block, checked, meant, diagnostics);
   }
+  for (const [name, option] of checked) {
+    if (option.spec.format !== "duration" || !option.value.known) continue;
+    const value = option.value.value;
+    if (typeof value !== "string" || !parseDuration(value).ok) reportBadDuration(diagnostics, option.field.value.span, `option "${name}"`, value);
+  }
   return checked;
 }
 
@@ -142,7 +148,8 @@ function reportSchemaError(
   const [name, ...rest] = error.instancePath.split("/").slice(1);
   if (name === undefined) return;
   const option = checked.get(name);
-  if (option === undefined) return;
+  // A duration's every problem is reported once, with its own code, by checkOptions.
+  if (option === undefined || option.spec.format === "duration") return;
   const span = spanAt(option.field.value, rest) ?? option.field.value.span;
   const shown = rest.length > 0 ? `${name}[${rest.join("][")}]` : name;
   switch (error.keyword) {
@@ -194,6 +201,21 @@ function reportSchemaError(
     default:
       diagnostics.report("DTS3010", span, { name: shown, problem: error.message ?? error.keyword });
   }
+}
+
+/** DTS3012 for a value that is not a duration, with what is wrong with it or the duration meant. */
+export function reportBadDuration(diagnostics: DiagnosticBag, span: Span, what: string, found: JsonValue | undefined): void {
+  let help: string | undefined;
+  if (typeof found === "number" && Number.isInteger(found) && found >= 0) help = `write it as a string with a unit: "${found}s" or "${found}m"`;
+  else if (typeof found === "string") {
+    const parsed = parseDuration(found);
+    if (!parsed.ok) {
+      if (parsed.suggestion !== undefined) help = `did you mean "${parsed.suggestion}"?`;
+      else if (parsed.problem.startsWith("it is not")) help = 'write whole numbers with units from the largest to the smallest (d, h, m, s, ms), e.g. "90s" or "1h30m"';
+      else help = parsed.problem;
+    }
+  }
+  diagnostics.report("DTS3012", span, { what, found: typeof found === "string" ? JSON.stringify(found) : describeJson(found) }, help === undefined ? {} : { help });
 }
 
 /** The AST node at a JSON path inside an option value (`/tables/1` → the second list item). */

@@ -5,6 +5,7 @@
  * may), and the generated page `docs/connectors/NAME.md`.
  */
 
+import { DURATION_MEANING, DURATION_PATTERN } from "../model/duration.js";
 import type { JsonValue } from "../model/json-value.js";
 
 export type { JsonValue };
@@ -28,6 +29,8 @@ export interface OptionField {
   readonly maximum?: number;
   /** A regular expression a string option must match, with a human phrase for errors. */
   readonly pattern?: { readonly regex: string; readonly meaning: string };
+  /** A string with a meaning of its own, checked with its own error code: `duration` (model/duration.ts). */
+  readonly format?: "duration";
   /** Text of an example value as written in a .dts file, e.g. `"public.*"` or `3600`. */
   readonly example?: string;
   /** Passwords and tokens: never printed in a plan. */
@@ -65,6 +68,20 @@ export const field = {
   any: (description: string, options: FieldOptions = {}) => make("any", description, options),
   enumeration: (values: readonly string[], description: string, options: FieldOptions = {}) =>
     make("string", description, { ...options, enum: values }),
+  duration: (description: string, options: FieldOptions = {}) =>
+    make("string", description, { ...options, format: "duration", pattern: { regex: DURATION_PATTERN, meaning: DURATION_MEANING } }),
+};
+
+/**
+ * Options every connector has, added to each spec by `defineConnector`. The runtime reads them
+ * (runtime/run.ts) and does not pass them on: they are about how the runner treats the
+ * connector, not about the connector's own work.
+ */
+export const COMMON_OPTIONS: Readonly<Record<string, OptionField>> = {
+  retry_for: field.duration(
+    "How long the connector may stay unreachable (failing with errors it marks retriable: a dropped connection, a server restarting) before the pipeline stops, counted from the first failure of an outage; a success ends the outage. Retries back off exponentially, with jitter, up to 10 s apart. Without it, the pipeline's `retry_for` (10 minutes unless set).",
+    { example: `"30m"` },
+  ),
 };
 
 export function defineConnector(spec: ConnectorSpec): ConnectorSpec {
@@ -72,8 +89,9 @@ export function defineConnector(spec: ConnectorSpec): ConnectorSpec {
     if (option.required && option.default !== undefined) {
       throw new Error(`connector ${spec.name}: option ${name} is required and has a default`);
     }
+    if (Object.hasOwn(COMMON_OPTIONS, name)) throw new Error(`connector ${spec.name}: option ${name} is common to every connector; do not declare it`);
   }
-  return spec;
+  return { ...spec, options: { ...spec.options, ...COMMON_OPTIONS } };
 }
 
 /** The JSON Schema of one option's value. */

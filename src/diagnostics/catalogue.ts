@@ -68,6 +68,7 @@ const entries = {
   DTS3009: { severity: "error", template: "an option block holds named values; {found} cannot stand here" },
   DTS3010: { severity: "error", template: 'option "{name}" is not valid: {problem}' },
   DTS3011: { severity: "error", template: 'the pipeline setting "{name}" must be {expected}, found {found}' },
+  DTS3012: { severity: "error", template: '{what} must be a duration such as "30s", "10m" or "1h", or "forever"; found {found}' },
   // -- expression types
   DTS4001: { severity: "error", template: 'operator "{operator}" cannot apply to {left} and {right}' },
   DTS4002: { severity: "error", template: 'operator "{operator}" cannot apply to {operand}' },

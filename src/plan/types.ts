@@ -25,6 +25,11 @@ export interface PipelinePlan {
   readonly checkpoint: CheckpointPlan;
   /** The sink that receives rejected events, or null: a rejected event stops the pipeline. */
   readonly dead_letter: string | null;
+  /**
+   * How long a connector may stay unreachable before the run stops, as written ("10m",
+   * "forever"; model/duration.ts); a connector's own `retry_for` option wins over it.
+   */
+  readonly retry_for: string;
 }
 
 /** `file`: a path relative to the pipeline file's folder; the others live in the named sink's store. */

@@ -60,7 +60,10 @@ export interface CoordinatorOptions {
   readonly onFatal: (error: unknown) => void;
   /** A source retired tickets: its in-flight count went down. */
   readonly onRetired?: (source: string) => void;
+  /** For saves through the store (its sink's `retry_for`, or the pipeline's). */
   readonly retry: RetryPolicy;
+  /** For acknowledgements to a source (its `retry_for`); `retry` when absent. */
+  readonly sourceRetry?: (source: string) => RetryPolicy;
   readonly log: Logger;
   /** The least time between two saves through the store while running; 0 when absent. */
   readonly saveIntervalMs?: number;
@@ -286,7 +289,7 @@ export class CheckpointCoordinator {
         const checkpoint = state.unacknowledged;
         state.unacknowledged = undefined;
         await withRetry(`acknowledging ${source}'s checkpoint`, () => this.options.acknowledge(source, checkpoint), {
-          policy: this.options.retry,
+          policy: this.options.sourceRetry?.(source) ?? this.options.retry,
           log: this.options.log,
         });
       }

@@ -331,9 +331,12 @@ export interface CheckpointStore {
    * Takes the pipeline's lock in this store, so that a second run of the pipeline fails at start
    * instead of reading and overwriting the same checkpoints; resolves to the function releasing
    * it. Throws a `PipelineLockedError` (run-lock.ts) when another run holds it. `onLost` is
-   * called if the store loses a lock it held (the database session holding it ended).
+   * called if the store loses a lock it held (the database session holding it ended); the
+   * runner then holds every write and calls `lock` again with `retaking: true`, retrying while
+   * it throws retriable errors: a server it cannot reach then is a server restarting, not a
+   * wrong URL, and a lock still held by this run's own lost session is not another run's.
    */
-  lock?(options: { readonly log: Logger; readonly onLost: (error: Error) => void }): Promise<() => Promise<void>>;
+  lock?(options: { readonly log: Logger; readonly onLost: (error: Error) => void; readonly retaking?: boolean }): Promise<() => Promise<void>>;
   /** Where the checkpoints are kept, for the tools' messages: a file, a table on a server. */
   readonly location?: string;
   /** When each source's checkpoint was last saved, where the store knows it (`dts status`). */

@@ -12,6 +12,7 @@
  * they are durable there), or, without a dead-letter sink, stop the pipeline before anything
  * of the batch is written (a step's rejection) or before the position moves (a sink's).
  */
+import type { ChangeEvent } from "../model/event.js";
 import type { Plan } from "../plan/types.js";
 import type { CheckpointCoordinator, BatchTicket } from "./checkpoint-coordinator.js";
 import {
@@ -117,14 +118,20 @@ export class PipelineGraph {
       else list.push(part);
     };
     let whole: Part | undefined;
+    // What a sink's rejection needs later: the batch's events. Once a flow has made them, they
+    // alone are kept, not the batch, whose bulk rows (a snapshot chunk's bytes, maybe 100 MB
+    // for one row) would otherwise stay until every sink is done with it.
+    let eventsOf = (): readonly ChangeEvent[] => batch.events;
     for (const flow of this.flowsBySource.get(source) ?? []) {
       if (flow.passesAll) {
         whole ??= wholeBatch(batch);
         for (const sink of flow.sinks) add(sink, whole);
         continue;
       }
+      const events = batch.events;
+      eventsOf = () => events;
       const out = emptyFlowOutput();
-      flow.run(batch.events, out);
+      flow.run(events, out);
       if (out.rejected.length > 0) {
         metrics.stepRejected += out.rejected.length;
         if (deadLetter === null) {
@@ -166,7 +173,7 @@ export class PipelineGraph {
         ...(transaction !== undefined ? { transaction } : {}),
         ...(changes !== undefined ? { schemaChanges: changes } : {}),
       };
-      const onDurable = (rejections: readonly Rejection[]): void => this.written(sink, ticket, batch, part, rejections);
+      const onDurable = (rejections: readonly Rejection[]): void => this.written(sink, ticket, eventsOf, part, rejections);
       this.worker(sink).enqueue(
         part.bulk === undefined
           ? { events: part.events, ...extra, onDurable }
@@ -227,13 +234,13 @@ export class PipelineGraph {
   }
 
   /** A sink made its part of a batch durable, perhaps refusing some events. */
-  private written(sink: string, ticket: BatchTicket, batch: SourceBatch, part: Part, rejections: readonly Rejection[]): void {
+  private written(sink: string, ticket: BatchTicket, eventsOf: () => readonly ChangeEvent[], part: Part, rejections: readonly Rejection[]): void {
     const { deadLetter, coordinator, metrics } = this.options;
     if (rejections.length === 0) {
       coordinator.sinkDone(ticket);
       return;
     }
-    const original = batch.events;
+    const original = eventsOf();
     const first = rejections[0]!;
     const firstEvent = original[part.indexes[first.index]!]!;
     if (deadLetter === null || sink === deadLetter) {

@@ -14,13 +14,21 @@
  * the last checkpoint, closes sources, then sinks, and releases the lock. A fatal error
  * anywhere stops pulling at once, waits for the writes already running, closes everything and
  * throws a `PipelineFailure` carrying the summary with each source's last durable position.
+ *
+ * Each connector is retried for its own `retry_for` (retry.ts), else the pipeline's; the
+ * checkpoint store and the lock for the `retry_for` of the sink that holds them. A lock whose
+ * session ends mid-run (the database restarted) is taken again: writes wait meanwhile
+ * (write-gate.ts), and the run stops only if another run has taken it in between, or if it
+ * cannot be taken again within that `retry_for`.
  */
 import { resolve } from "node:path";
 import { ConnectorNotBuiltError, loadSink, loadSource } from "../connectors/registry.js";
+import { parseDuration } from "../model/duration.js";
+import type { Value } from "../model/value.js";
 import type { Plan } from "../plan/types.js";
 import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { ChangeEvent } from "../model/event.js";
-import type { CheckpointStore, Logger, SinkFactory, SinkWriter, SourceCheckpoint, SourceFactory, TableSchema } from "./contracts.js";
+import { ConnectorError, type CheckpointStore, type Logger, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
 import { PipelineFailure, RejectedEventError, type FailureKind, type RunSummary } from "./failures.js";
 import { FileCheckpointStore } from "./file-checkpoint-store.js";
 import { checkpointsInSink, PipelineGraph } from "./graph.js";
@@ -30,8 +38,9 @@ import { DEFAULT_RETRY_POLICY, messageOf, withRetry, type RetryPolicy } from "./
 import { PipelineLockedError } from "./run-lock.js";
 import { SinkWorker } from "./sink-worker.js";
 import { SourcePump } from "./source-pump.js";
-import { resolveStartValues, StartValueError } from "./start-values.js";
+import { resolveStartValues, StartValueError, type ResolvedOptions } from "./start-values.js";
 import { compileFlow, type CompiledFlow } from "./steps.js";
+import { WriteGate } from "./write-gate.js";
 
 export { PipelineFailure, type FailureKind, type RunSummary, type SinkSummary, type SourceSummary } from "./failures.js";
 
@@ -61,7 +70,11 @@ export interface RunOptions {
   };
   /** Per source; default 4. */
   readonly inFlightBatches?: number;
-  readonly retry?: RetryPolicy;
+  /**
+   * Retry delays (tests use tiny ones); with `retryForMs`, a budget used instead of every
+   * connector's and the pipeline's `retry_for`.
+   */
+  readonly retry?: Partial<RetryPolicy>;
   /** Environment for env(); default process.env. */
   readonly env?: (name: string) => string | undefined;
   /** Counters to fill, e.g. shared with a progress display; created when absent. */
@@ -79,9 +92,20 @@ export async function runPipeline(plan: Plan, options: RunOptions): Promise<RunS
 class PipelineRun {
   private readonly log: RunLogger;
   private readonly metrics: Metrics;
-  private readonly retry: RetryPolicy;
+  /** The pipeline's retry policy: its `retry_for`, with the delays of `RunOptions.retry`. */
+  private retry: RetryPolicy;
+  /** Each connector's, by `source NAME` / `sink NAME`; the pipeline's when absent. */
+  private readonly retries = new Map<string, RetryPolicy>();
   /** Aborted to stop pulling: outside signal, caught up, or failure. */
   private readonly stop = new AbortController();
+  /** Aborted on a failure only: what must go on while a stopping run drains (taking its lock again). */
+  private readonly failing = new AbortController();
+  /** Shut while the pipeline's lock is being taken again: no write may go out meanwhile. */
+  private readonly gate = new WriteGate();
+  /** Taking the lock again after its session ended, while that is going on. */
+  private retaking: Promise<void> | undefined;
+  /** Closing: a lock lost now is not taken again. */
+  private closing = false;
   private failure: { error: unknown; where: string } | undefined;
   private failed!: () => void;
   private readonly failedPromise = new Promise<void>((resolve) => (this.failed = resolve));
@@ -101,7 +125,7 @@ class PipelineRun {
     private readonly options: RunOptions,
   ) {
     this.log = options.log === undefined ? silentLogger : asRunLogger(options.log);
-    this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.metrics = options.metrics ?? new Metrics(plan.sources.map((s) => s.name), plan.sinks.map((s) => s.name));
   }
 
@@ -145,6 +169,11 @@ class PipelineRun {
     let flows: CompiledFlow[];
     try {
       startValues = resolveStartValues(plan, options.env);
+      if (options.retry?.retryForMs === undefined && plan.pipeline.retry_for !== undefined) {
+        this.retry = { ...this.retry, retryForMs: durationOf(plan.pipeline.retry_for, 'the pipeline setting "retry_for"') };
+      }
+      for (const [name, resolved] of startValues.sources) this.retries.set(`source ${name}`, this.connectorRetry(resolved, `source ${name}`));
+      for (const [name, resolved] of startValues.sinks) this.retries.set(`sink ${name}`, this.connectorRetry(resolved, `sink ${name}`));
       flows = plan.flows.map((flow) => compileFlow(flow, { scope: startValues!.scope, baseDir: options.baseDir, log }));
     } catch (error) {
       this.fail(error, `pipeline ${plan.pipeline.name}`);
@@ -179,7 +208,7 @@ class PipelineRun {
           sinkFactories.get(sink.name)!({
             pipeline: plan.pipeline.name,
             name: sink.name,
-            options: { ...resolved.options },
+            options: connectorOptions(resolved),
             eventOptions: resolved.eventOptions,
             log: log.child({ sink: sink.name }),
             baseDir: options.baseDir,
@@ -209,7 +238,7 @@ class PipelineRun {
       this.writers.set(sink.name, writer);
       const sinkLog = log.child({ sink: sink.name });
       try {
-        await withRetry(`starting sink ${sink.name}`, () => writer.start(), { policy: this.retry, log: sinkLog, signal: this.stop.signal });
+        await withRetry(`starting sink ${sink.name}`, () => writer.start(), { policy: this.retryOf(`sink ${sink.name}`), log: sinkLog, signal: this.stop.signal });
       } catch (error) {
         this.fail(error, `sink ${sink.name}`);
         return;
@@ -219,7 +248,7 @@ class PipelineRun {
 
     let initial: Readonly<Record<string, SourceCheckpoint>>;
     try {
-      initial = await withRetry("reading the checkpoints", () => store.load(), { policy: this.retry, log });
+      initial = await withRetry("reading the checkpoints", () => store.load(), { policy: this.storeRetry(), log });
     } catch (error) {
       this.fail(error, "checkpoint store");
       return;
@@ -227,8 +256,15 @@ class PipelineRun {
 
     const storedBySink = checkpointsInSink(plan);
     const checkpointSink = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
+    const gate = this.gate;
     const coordinator = new CheckpointCoordinator({
-      store,
+      store: {
+        load: () => store.load(),
+        save: async (checkpoints) => {
+          await gate.wait();
+          await store.save(checkpoints);
+        },
+      },
       sources: new Map(plan.sources.map((s) => [s.name, { storedBySink: storedBySink.get(s.name) === true }])),
       initial,
       acknowledge: async (source, checkpoint) => {
@@ -236,7 +272,8 @@ class PipelineRun {
       },
       onFatal: (error) => this.fail(error, "checkpoint store"),
       onRetired: (source) => this.pumps.get(source)?.retired(),
-      retry: this.retry,
+      retry: this.storeRetry(),
+      sourceRetry: (source) => this.retryOf(`source ${source}`),
       log,
       saveIntervalMs: options.checkpointSaveIntervalMs ?? CHECKPOINT_SAVE_INTERVAL_MS,
     });
@@ -246,10 +283,11 @@ class PipelineRun {
       this.workers.set(
         sink.name,
         new SinkWorker(sink.name, this.writers.get(sink.name)!, {
-          retry: this.retry,
+          retry: this.retryOf(`sink ${sink.name}`),
           log: log.child({ sink: sink.name }),
           counters: this.metrics.sink(sink.name),
           onFatal: (error) => this.fail(error, `sink ${sink.name}`),
+          beforeWrite: () => gate.wait(),
         }),
       );
     }
@@ -278,7 +316,7 @@ class PipelineRun {
             factory({
               pipeline: plan.pipeline.name,
               name: source.name,
-              options: { ...resolved.options },
+              options: connectorOptions(resolved),
               resume,
               log: sourceLog,
               signal: this.stop.signal,
@@ -290,7 +328,7 @@ class PipelineRun {
           coordinator,
           dispatch: (batch) => graph.dispatch(source.name, batch),
           inFlightLimit,
-          retry: this.retry,
+          retry: this.retryOf(`source ${source.name}`),
           log: sourceLog,
           counters: this.metrics.source(source.name),
           stop: this.stop.signal,
@@ -337,17 +375,74 @@ class PipelineRun {
     return store;
   }
 
+  /** A connector's retry policy: its own `retry_for` when it has one, else the pipeline's. */
+  private connectorRetry(resolved: ResolvedOptions, where: string): RetryPolicy {
+    const value = resolved.options["retry_for"];
+    if (value === undefined || value === null || this.options.retry?.retryForMs !== undefined) return this.retry;
+    if (typeof value !== "string") throw new StartValueError(`${where}: option retry_for must be a duration such as "30s", "10m" or "1h", or "forever"`);
+    return { ...this.retry, retryForMs: durationOf(value, `${where}: option retry_for`) };
+  }
+
+  private retryOf(connector: string): RetryPolicy {
+    return this.retries.get(connector) ?? this.retry;
+  }
+
+  /** The checkpoint store's and the lock's: those of the sink holding them, else the pipeline's. */
+  private storeRetry(): RetryPolicy {
+    const setting = this.plan.pipeline.checkpoint;
+    return setting.kind === "file" ? this.retry : this.retryOf(`sink ${setting.sink}`);
+  }
+
   private async lock(store: CheckpointStore): Promise<void> {
     if (store.lock === undefined) return;
-    const lock = store.lock.bind(store);
-    // A lost lock stops the run: going on would let a second run start beside this one.
-    const onLost = (error: Error): void => this.fail(error, "checkpoint store");
-    this.releaseLock = await withRetry("taking the pipeline's lock", () => lock({ log: this.log, onLost }), {
-      policy: this.retry,
+    this.releaseLock = await withRetry("taking the pipeline's lock", () => store.lock!({ log: this.log, onLost: (error) => this.lockLost(store, error) }), {
+      policy: this.storeRetry(),
       log: this.log,
       signal: this.stop.signal,
     });
     this.log.debug("pipeline lock taken");
+  }
+
+  /**
+   * The lock's session ended (the server restarted, the connection dropped): nothing is
+   * written until the lock is taken again, which another run may have done in between.
+   */
+  private lockLost(store: CheckpointStore, error: Error): void {
+    this.gate.shut();
+    if (this.failure !== undefined || this.closing) {
+      // Stopping anyway: nothing more goes out, and the next run resumes from the last checkpoint.
+      this.gate.fail(error);
+      this.log.warn("lost the pipeline's lock while stopping; nothing more is written", { error: messageOf(error) });
+      return;
+    }
+    this.releaseLock = undefined;
+    this.log.warn("lost the pipeline's lock; holding every write until it is taken again", { error: messageOf(error) });
+    this.retaking = this.retakeLock(store);
+  }
+
+  private async retakeLock(store: CheckpointStore): Promise<void> {
+    const take = () => store.lock!({ log: this.log, onLost: (error) => this.lockLost(store, error), retaking: true });
+    try {
+      const release = await withRetry("taking the pipeline's lock again", take, { policy: this.storeRetry(), log: this.log, signal: this.failing.signal });
+      if (this.failure !== undefined) {
+        await release();
+        return;
+      }
+      this.releaseLock = release;
+      this.gate.open();
+      this.log.info("took the pipeline's lock again; writes go on");
+    } catch (error) {
+      if (error instanceof PipelineLockedError) {
+        // Another run started while the lock was free: it reads from the same checkpoints, and
+        // this run must not write beside it. Its holder is named, in case it is not wanted.
+        this.fail(
+          new ConnectorError(`lost the pipeline's lock, and another run took it meanwhile; stopping this run, which wrote nothing since. ${error.message}`, false, { cause: error }),
+          "checkpoint store",
+        );
+      } else this.fail(error, "checkpoint store");
+    } finally {
+      this.retaking = undefined;
+    }
   }
 
   // ------------------------------------------------------------------ running
@@ -390,6 +485,8 @@ class PipelineRun {
     this.log.debug("stopping on an error", { where, error: messageOf(error) });
     if (this.log.level === "debug" && error instanceof Error) this.log.debug("stack", { stack: error.stack });
     this.stop.abort();
+    this.failing.abort();
+    this.gate.fail(new Error(`the run is stopping: ${where}: ${messageOf(error)}`));
     for (const worker of this.workers.values()) worker.stop();
     this.failed();
   }
@@ -397,9 +494,14 @@ class PipelineRun {
   // ------------------------------------------------------------------ stopping
 
   private async closeAll(): Promise<void> {
+    // Everything read is durable, or the run failed: a lock lost from here on is not taken
+    // again (a write still going out after a failure is then refused at the gate).
+    this.closing = true;
     // Writes already running finish (they cannot be called back); queued ones were dropped on failure.
     await Promise.all([...this.workers.values()].map((worker) => worker.idle()));
     if (this.failure !== undefined) await this.coordinator?.settled();
+    // A lock being taken again is held by now, or given up.
+    await this.retaking;
     for (const [name, pump] of this.pumps) {
       const reader = pump.reader;
       if (reader === undefined) continue;
@@ -452,4 +554,17 @@ function failureKind(error: unknown): FailureKind {
   if (error instanceof RejectedEventError) return "rejected";
   if (error instanceof ConnectorNotBuiltError) return "connector";
   return "connector";
+}
+
+/** A duration of the plan, in ms; a bad one (from env() at start) stops the start. */
+function durationOf(text: string, what: string): number {
+  const parsed = parseDuration(text);
+  if (!parsed.ok) throw new StartValueError(`${what} must be a duration such as "30s", "10m" or "1h", or "forever"; found ${JSON.stringify(text)}: ${parsed.problem}`);
+  return parsed.ms;
+}
+
+/** The options a connector is given: `retry_for` is the runner's, not the connector's. */
+function connectorOptions(resolved: ResolvedOptions): Record<string, Value> {
+  const { retry_for: _runnersOwn, ...options } = resolved.options;
+  return options;
 }

@@ -24,7 +24,7 @@ import type { BulkRows, Rejection, SinkBatch, SinkEvent, SinkSchemaChange, SinkW
 import { RejectedEventError } from "./failures.js";
 import type { RunLogger } from "./log.js";
 import type { SinkCounters } from "./metrics.js";
-import { withRetry, type RetryPolicy } from "./retry.js";
+import { Outage, withRetry, type RetryPolicy } from "./retry.js";
 
 export interface SinkWorkItem {
   /** The events; with `bulk`, possibly a getter that makes them only when read. */
@@ -48,6 +48,11 @@ export interface SinkWorkerOptions {
   /** The write failed for good; the runner stops the pipeline. */
   readonly onFatal: (error: unknown) => void;
   readonly maxEventsPerWrite?: number;
+  /**
+   * Awaited before every attempt of a write: the runner holds writes here while the pipeline's
+   * lock is being taken again (run.ts); it rejects when the run is failing.
+   */
+  readonly beforeWrite?: () => Promise<void>;
 }
 
 const DEFAULT_MAX_EVENTS_PER_WRITE = 10_000;
@@ -63,6 +68,8 @@ export class SinkWorker {
   private wakeLoop: (() => void) | undefined;
   private readonly bulkFormats: ReadonlySet<string>;
   private readonly parallel: number;
+  /** The sink's outage, shared by the writes running at once; a successful write ends it. */
+  private readonly outage: Outage;
 
   constructor(
     readonly name: string,
@@ -71,6 +78,7 @@ export class SinkWorker {
   ) {
     this.bulkFormats = new Set(writer.bulkFormats ?? []);
     this.parallel = Math.max(1, Math.floor(writer.parallelBulkWrites ?? 1));
+    this.outage = new Outage(options.retry);
   }
 
   enqueue(item: SinkWorkItem): void {
@@ -140,11 +148,18 @@ export class SinkWorker {
   private async write(items: readonly SinkWorkItem[]): Promise<void> {
     const batch = this.combine(items);
     try {
-      const rejections = await withRetry(`writing to sink ${this.name}`, () => this.writer.write(batch), {
+      const beforeWrite = this.options.beforeWrite;
+      const attempt = async (): Promise<readonly Rejection[]> => {
+        if (beforeWrite !== undefined) await beforeWrite();
+        return this.writer.write(batch);
+      };
+      const rejections = await withRetry(`writing to sink ${this.name}`, attempt, {
         policy: this.options.retry,
         log: this.options.log,
         onRetry: () => this.options.counters.retries++,
+        outage: this.outage,
       });
+      this.outage.recovered();
       if (this.stopped) return;
       if (rejections.length > 0 && batch.checkpoints !== undefined) {
         // The contract: a sink that rejects any event of a batch does not store the batch's

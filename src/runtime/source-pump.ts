@@ -7,14 +7,19 @@
  * A retriable error from the source (a dropped connection) does not stop the pipeline: the
  * pump lets the source's in-flight batches become durable, closes the reader, waits (backoff
  * with jitter) and opens a new reader that resumes from the last durable checkpoint. The events
- * after that checkpoint are read again — at-least-once, as everywhere. The attempt count resets
- * once a batch arrives, so a source that fails now and then is not stopped for good by it.
+ * after that checkpoint are read again — at-least-once, as everywhere. The reconnections of one
+ * outage share its budget (retry.ts), which ends once a batch arrives, or once a reader has
+ * run for `STABLE_READER_MS` without failing: a source with nothing to send for a day, which
+ * fails once in the morning and once at night, is not in one outage of twelve hours.
  */
 import { batchSize, type SourceBatch, type SourceCheckpoint, type SourceReader } from "./contracts.js";
 import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { RunLogger } from "./log.js";
 import type { SourceCounters } from "./metrics.js";
-import { backoffDelay, isRetriable, messageOf, RetriesExhaustedError, sleep, withRetry, type RetryPolicy } from "./retry.js";
+import { isRetriable, messageOf, Outage, RetriesExhaustedError, retryFields, sleep, withRetry, type RetryPolicy } from "./retry.js";
+
+/** A reader that ran this long before it failed had recovered, even if it sent no batch. */
+export const STABLE_READER_MS = 60_000;
 
 export interface SourcePumpOptions {
   readonly name: string;
@@ -60,11 +65,12 @@ export class SourcePump {
   /** Resolves when the source ended or the pipeline stopped pulling; throws a fatal error. */
   async run(resume: SourceCheckpoint | null): Promise<void> {
     const { name, log, counters, retry, stop } = this.options;
-    let failures = 0;
+    const outage = new Outage(retry);
     while (!stop.aborted) {
       const reader = this.options.createReader(resume);
       this.reader = reader;
-      await withRetry(`starting source ${name}`, () => reader.start(), { policy: retry, log, signal: stop });
+      await withRetry(`starting source ${name}`, () => reader.start(), { policy: retry, log, signal: stop, outage });
+      const started = performance.now();
       log.info("source started", { source: name, resume: resume?.position ?? null });
       const iterator = reader.batches()[Symbol.asyncIterator]();
       try {
@@ -80,7 +86,7 @@ export class SourcePump {
             this.options.onProgress();
             return;
           }
-          failures = 0;
+          outage.recovered();
           const batch = next.value;
           counters.batches++;
           counters.events += batchSize(batch);
@@ -94,16 +100,17 @@ export class SourcePump {
         return;
       } catch (error) {
         if (!isRetriable(error) || stop.aborted) throw error;
-        failures++;
-        if (failures >= retry.attempts) throw new RetriesExhaustedError(`reading source ${name}`, failures, error);
-        log.warn("source failed; reconnecting from the last durable checkpoint", { source: name, attempt: failures, error: messageOf(error) });
+        if (performance.now() - started >= STABLE_READER_MS) outage.recovered();
+        const step = outage.failed();
+        if (step.giveUp) throw new RetriesExhaustedError(`reading source ${name}`, step, retry.retryForMs, error);
+        log.warn("source failed; reconnecting from the last durable checkpoint", { source: name, ...retryFields(step, error) });
         // Let what was read become durable first, so that the new reader starts as late as possible.
         await this.waitForDrain();
         await this.options.coordinator.flush();
         await reader.close().catch((closeError: unknown) => log.debug("closing the failed source", { source: name, error: messageOf(closeError) }));
         this.reader = undefined;
         counters.restarts++;
-        await sleep(backoffDelay(retry, failures), stop);
+        await sleep(step.delayMs, stop);
         resume = this.options.coordinator.durableCheckpoints()[name] ?? resume;
       }
     }

@@ -56,7 +56,7 @@ flow src ${options.flow ?? ""} -> dst
   const run = (options: RunOptions, signal?: AbortSignal) => {
     const log = recordingLogger();
     const plan = planOf(text(options), join(dir, `${name}.dts`));
-    const done = runPipeline(plan, { baseDir: dir, untilCaughtUp: signal === undefined, log, retry: { attempts: 1, initialDelayMs: 10, maxDelayMs: 10 }, ...(signal !== undefined ? { signal } : {}) });
+    const done = runPipeline(plan, { baseDir: dir, untilCaughtUp: signal === undefined, log, retry: { retryForMs: 0, initialDelayMs: 10, maxDelayMs: 10 }, ...(signal !== undefined ? { signal } : {}) });
     return { log, done };
   };
   return {

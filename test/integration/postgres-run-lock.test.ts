@@ -136,8 +136,7 @@ describe("postgres checkpoint store: the pipeline's lock", () => {
     for (let i = 0; i < 50 && lost.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(lost).toHaveLength(1);
     expect(lost[0]).toBeInstanceOf(ConnectorError);
-    expect((lost[0] as ConnectorError).retriable).toBe(false);
-    expect(lost[0]!.message).toMatch(/^lost the lock of pipeline "orders" on .*: the session holding it ended/);
+    expect(lost[0]!.message).toMatch(/^the session holding the lock of pipeline "orders" on .* ended$/);
     await release(); // after the loss: nothing left to do, and no second report
     expect(lost).toHaveLength(1);
     const next = await storeOf(db, "orders").lock({ log, onLost: noLoss });

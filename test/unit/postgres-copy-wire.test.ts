@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { CopyOut, framesOf, lastRowOf, rowsText } from "../../src/connectors/postgres/copy-wire.js";
+import { CopyOut, framesOf, lastRow, lastRowOf, MessageSplitter, rowsOf, rowsText, takeCopyData } from "../../src/connectors/postgres/copy-wire.js";
 
 function message(code: string, body: Buffer | string = ""): Buffer {
   const payload = typeof body === "string" ? Buffer.from(body, "utf8") : body;
@@ -51,10 +51,10 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-function started(): { copy: CopyOut; socket: FakeSocket; queries: string[] } {
+function started(options: { largeMessageBytes?: number } = {}): { copy: CopyOut; socket: FakeSocket; queries: string[] } {
   const socket = new FakeSocket();
   const queries: string[] = [];
-  const copy = new CopyOut("COPY (SELECT 1) TO STDOUT");
+  const copy = new CopyOut("COPY (SELECT 1) TO STDOUT", options);
   copy.submit({ stream: socket as unknown as NodeJS.ReadableStream & NodeJS.WritableStream, query: (text) => queries.push(text) });
   return { copy, socket, queries };
 }
@@ -69,25 +69,30 @@ const stream = Buffer.concat([
 ]);
 const after = Buffer.concat([message("C", "COPY 7\0"), message("Z", "I")]);
 
-async function readAll(copy: CopyOut, limit: number): Promise<{ texts: string[]; counts: number[]; lasts: string[] }> {
+async function readAll(copy: CopyOut, limit: number, maxBytes?: number): Promise<{ texts: string[]; counts: number[]; lasts: string[]; chunks: Buffer[][] }> {
   const texts: string[] = [];
   const counts: number[] = [];
   const lasts: string[] = [];
+  const chunks: Buffer[][] = [];
   for (;;) {
-    const frames = await copy.next(limit);
+    const frames = await copy.next(limit, maxBytes);
+    chunks.push(frames.data);
     counts.push(frames.count);
     texts.push(rowsText(frames));
     if (frames.count > 0) lasts.push(lastRowOf(frames));
-    if (frames.last) return { texts, counts, lasts };
+    if (frames.last) return { texts, counts, lasts, chunks };
   }
 }
 
 describe("copy-wire: COPY out", () => {
-  it("gives the same rows in chunks of whole messages, wherever the socket reads cut the bytes", async () => {
+  it.each([
+    ["small rows kept as views of the reads", undefined],
+    ["every row assembled into a buffer of its own size", 8],
+  ])("gives the same rows in chunks of whole messages, wherever the socket reads cut the bytes: %s", async (_, largeMessageBytes) => {
     const whole = Buffer.concat([stream, after]);
     for (let cut = 1; cut < whole.length; cut++) {
       for (const second of [Math.min(cut + 1, whole.length), Math.min(cut + 6, whole.length), whole.length]) {
-        const { copy, socket, queries } = started();
+        const { copy, socket, queries } = started({ largeMessageBytes });
         expect(queries).toEqual(["COPY (SELECT 1) TO STDOUT"]);
         const reading = readAll(copy, 3);
         socket.feed(whole.subarray(0, cut));
@@ -141,6 +146,76 @@ describe("copy-wire: COPY out", () => {
     const { copy, socket } = started();
     copy.abandon();
     expect(socket.destroyed).toBe(true);
+  });
+});
+
+describe("copy-wire: large rows", () => {
+  const big = `1\t${"ab".repeat(5000)}\t\\N\n`;
+  const bigStream = Buffer.concat([
+    message("H", Buffer.from([0, 0, 3, 0, 0, 0, 0, 0, 0])),
+    message("d", rows[0]!),
+    message("d", big),
+    message("d", rows[1]!),
+    message("c"),
+  ]);
+
+  it("assembles a large row that spans socket reads into one buffer of its size, and bounds chunks by bytes", async () => {
+    for (const read of [7, 1000, 4096]) {
+      const { copy, socket } = started({ largeMessageBytes: 1024 });
+      const reading = readAll(copy, 100, 2048);
+      for (let at = 0; at < bigStream.length; at += read) socket.feed(bigStream.subarray(at, at + read));
+      for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+      copy.handleReadyForQuery();
+      const { texts, counts, chunks } = await reading;
+      expect(texts.join("")).toBe(rows[0]! + big + rows[1]!);
+      // The large row is a chunk of its own: the rows before and after it would pass 2048 bytes with it.
+      expect(counts.filter((count) => count > 0)).toEqual([1, 1, 1]);
+      expect(chunks[1]!.length, `reads of ${read}`).toBe(1);
+      expect(chunks[1]![0]!.length).toBe(5 + Buffer.byteLength(big));
+      const frames = { data: chunks[1]!, count: 1, bytes: chunks[1]![0]!.length };
+      expect(lastRow(frames).buffer).toBe(chunks[1]![0]!.buffer); // a view, not a copy
+      expect(rowsOf(frames).map((row) => row.toString())).toEqual([big.slice(0, -1)]);
+    }
+  });
+});
+
+describe("copy-wire: CopyData taken from node-postgres", () => {
+  const copyBoth = [
+    message("W", Buffer.from([0, 0, 0])),
+    message("d", "w small frame"),
+    message("d", Buffer.alloc(3000, 7)),
+    message("N", "SNOTICE\0"),
+    message("d", "k keepalive"),
+    message("c"),
+    message("C", "COPY 0\0"),
+    message("Z", "I"),
+  ];
+  const whole = Buffer.concat(copyBoth);
+
+  it("hands over each CopyData payload whole and every other message to node-postgres, wherever the reads cut", () => {
+    for (const read of [1, 3, 5, 6, 64, 1000, whole.length]) {
+      // FakeSocket's one data listener stands for node-postgres': it records what it is given.
+      const socket = new FakeSocket();
+      const payloads: Buffer[] = [];
+      takeCopyData(socket as unknown as NodeJS.ReadableStream, (payload) => payloads.push(Buffer.from(payload)));
+      for (let at = 0; at < whole.length; at += read) socket.emit("data", whole.subarray(at, at + read));
+      expect(payloads.map((p) => p.toString("latin1")), `reads of ${read}`).toEqual([
+        "w small frame",
+        Buffer.alloc(3000, 7).toString("latin1"),
+        "k keepalive",
+      ]);
+      expect(Buffer.concat(socket.givenBack).equals(Buffer.concat([copyBoth[0]!, copyBoth[3]!, copyBoth[5]!, copyBoth[6]!, copyBoth[7]!])), `reads of ${read}`).toBe(true);
+    }
+  });
+
+  it("gives a message that spans reads in one buffer of exactly its size", () => {
+    const messages: Buffer[] = [];
+    const splitter = new MessageSplitter((m) => messages.push(m));
+    const large = message("d", Buffer.alloc(10_000, 1));
+    for (let at = 0; at < large.length; at += 999) splitter.push(large.subarray(at, at + 999));
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.buffer.byteLength).toBe(large.length);
+    expect(messages[0]!.equals(large)).toBe(true);
   });
 });
 

@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { inferType } from "../../src/connectors/postgres/ddl.js";
-import { arrayLiteral, copyField, decimalText, encoderFor, EncodeError, textArrayLiteral, timestampText } from "../../src/connectors/postgres/encode.js";
+import { arrayLiteral, copyField, decimalText, encoderFor, EncodeError, LARGE_BYTES, largeCopyValues, textArrayLiteral, timestampText } from "../../src/connectors/postgres/encode.js";
 import { Decimal, DecimalMath } from "../../src/model/decimal.js";
 import { Timestamp } from "../../src/model/timestamp.js";
 
@@ -88,5 +88,21 @@ describe("inferType (create_tables without a source description)", () => {
     expect(inferType([[[1, 2], [3, 4]]])).toBe("jsonb");
     expect(inferType([[], null])).toBe("text[]");
     expect(inferType([null])).toBe("text");
+  });
+});
+
+describe("large bytes into COPY", () => {
+  const bytea = encoderFor({ kind: "bytea", typeName: "bytea" });
+  const text = encoderFor({ kind: "text", typeName: "text" });
+
+  it("are sent as slices of escaped hex, only for a bytea column and only when large", () => {
+    const value = Buffer.from(Array.from({ length: LARGE_BYTES + 12_345 }, (_, i) => i % 251));
+    const large = largeCopyValues(["id", "data", "other"], [text, bytea, text], { id: "1", data: value, other: value });
+    expect([...large!.keys()]).toEqual([1]);
+    const slices = [...large!.get(1)!];
+    expect(slices.length).toBeGreaterThan(2);
+    expect(slices.every((slice) => slice.length <= 1 << 16)).toBe(true);
+    expect(slices.join("")).toBe(copyField(bytea(value)));
+    expect(largeCopyValues(["data"], [bytea], { data: Buffer.alloc(10) })).toBeUndefined();
   });
 });

@@ -4,8 +4,8 @@
  * only when something reads it.
  */
 import { describe, expect, it } from "vitest";
-import { copyUnescape, LazyRows } from "../../src/connectors/postgres/lazy-row.js";
-import { decodeRow, rowShape, type ValueParser } from "../../src/connectors/postgres/decode.js";
+import { copyUnescape, decodeCopyRow, LazyRows } from "../../src/connectors/postgres/lazy-row.js";
+import { decodeRow, hexBytes, parseBytea, parseValue, rowShape, type ValueParser } from "../../src/connectors/postgres/decode.js";
 import { Decimal } from "../../src/model/decimal.js";
 import { encodeJson } from "../../src/model/json.js";
 import type { Row, Value } from "../../src/model/value.js";
@@ -67,5 +67,32 @@ describe("lazy snapshot rows", () => {
     row["note"] = "changed";
     delete row["2"];
     expect({ ...row }).toEqual({ id: 7, note: "changed", amount: new Decimal("12.30") });
+  });
+});
+
+describe("large rows decoded from their COPY bytes", () => {
+  const byteaShape = rowShape("public.big", ["id", "data", "note"], [(text) => Number(text), parseBytea, (text) => text]);
+  const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 256));
+
+  it("reads a bytea's hex straight into its bytes, and the other fields as decodeRow would", () => {
+    const line = Buffer.from(`42\t\\\\x${payload.toString("hex")}\ttab\\there`);
+    const row = decodeCopyRow(byteaShape, [false, true, true], line);
+    expect(row).toEqual({ id: 42, data: payload, note: "tab\there" });
+    expect(Buffer.isBuffer(row["data"])).toBe(true);
+    expect(decodeCopyRow(byteaShape, [false, true, true], Buffer.from("43\t\\N\t\\N"))).toEqual({ id: 43, data: null, note: null });
+  });
+
+  it("says which column does not parse", () => {
+    expect(() => decodeCopyRow(byteaShape, [false, true, true], Buffer.from("44\t\\\\x0g\tx"))).toThrow(/cannot read column data of public\.big .*not a hex digit/);
+  });
+
+  it("decodes a large streamed bytea in place, into the memory of its text", () => {
+    const text = Buffer.from(`\\x${payload.toString("hex")}`);
+    const value = parseValue(parseBytea, text) as Buffer;
+    expect(value.equals(payload)).toBe(true);
+    expect(value.buffer).toBe(text.buffer);
+    expect(parseValue((t) => t.toUpperCase(), Buffer.from("é"))).toBe("É");
+    expect(hexBytes(Buffer.from("xx0aff"), 2, 6)).toEqual(Buffer.from([0x0a, 0xff]));
+    expect(() => hexBytes(Buffer.from("abc"), 0, 3)).toThrow("odd number");
   });
 });

@@ -142,7 +142,7 @@ describe("checkpoint coordinator", () => {
   });
 
   it("coalesces saves while one is running: a slow store costs latency, not a queue", async () => {
-    const gates: ReturnType<typeof deferred>[] = [];
+    const gates: ReturnType<typeof deferred<void>>[] = [];
     const store = new MemoryStore({}, () => {
       const gate = deferred();
       gates.push(gate);

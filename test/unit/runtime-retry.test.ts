@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { ConnectorError, type SourceBatch } from "../../src/runtime/contracts.js";
 import { PipelineFailure, runPipeline } from "../../src/runtime/run.js";
-import { backoffDelay, withRetry, RetriesExhaustedError } from "../../src/runtime/retry.js";
+import { backoffDelay, Outage, withRetry, RetriesExhaustedError } from "../../src/runtime/retry.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import { batchesOf, fastRetry, MemoryStore, planOf, recordingSinks, resetSeq, scriptedSources } from "./runtime-fixtures.js";
 
@@ -18,7 +18,7 @@ const plan = planOf(`
 
 describe("retry", () => {
   it("backs off exponentially with jitter, capped", () => {
-    const policy = { attempts: 10, initialDelayMs: 100, maxDelayMs: 1000 };
+    const policy = { retryForMs: Infinity, initialDelayMs: 100, maxDelayMs: 1000 };
     expect(backoffDelay(policy, 1, () => 0.999)).toBeLessThanOrEqual(100);
     expect(backoffDelay(policy, 3, () => 0.999)).toBeGreaterThan(390);
     expect(backoffDelay(policy, 3, () => 0.999)).toBeLessThanOrEqual(400);
@@ -26,15 +26,51 @@ describe("retry", () => {
     expect(backoffDelay(policy, 20, () => 0)).toBe(0);
   });
 
-  it("retries only retriable errors, a bounded number of times", async () => {
+  it("counts an outage in time from its first failure, cuts the last delay to the budget, and starts again after a success", () => {
+    let now = 1000;
+    const outage = new Outage({ retryForMs: 60_000, initialDelayMs: 1000, maxDelayMs: 30_000 }, () => now, () => 1);
+    expect(outage.failed()).toEqual({ attempts: 1, downMs: 0, leftMs: 60_000, delayMs: 1000, giveUp: false });
+    now += 1000;
+    expect(outage.failed()).toEqual({ attempts: 2, downMs: 1000, leftMs: 59_000, delayMs: 2000, giveUp: false });
+    now += 50_000;
+    // The bound would be 4 s; 8 s are left; then 30 s would be, but only 2 s are left.
+    expect(outage.failed()).toMatchObject({ attempts: 3, downMs: 51_000, delayMs: 4000, giveUp: false });
+    now += 7000;
+    expect(outage.failed()).toMatchObject({ attempts: 4, downMs: 58_000, leftMs: 2000, delayMs: 2000, giveUp: false });
+    now += 2000;
+    expect(outage.failed()).toMatchObject({ attempts: 5, downMs: 60_000, leftMs: 0, giveUp: true });
+    outage.recovered();
+    now += 3_600_000;
+    expect(outage.failed()).toEqual({ attempts: 1, downMs: 0, leftMs: 60_000, delayMs: 1000, giveUp: false });
+  });
+
+  it("retries forever with retry_for \"forever\", and not at all with 0", () => {
+    let now = 0;
+    const forever = new Outage({ retryForMs: Infinity, initialDelayMs: 1000, maxDelayMs: 30_000 }, () => now, () => 1);
+    for (let i = 0; i < 100; i++) {
+      now += 30_000;
+      expect(forever.failed()).toMatchObject({ leftMs: Infinity, giveUp: false });
+    }
+    expect(forever.failed().delayMs).toBe(30_000);
+    expect(new Outage({ retryForMs: 0, initialDelayMs: 1, maxDelayMs: 1 }).failed().giveUp).toBe(true);
+  });
+
+  it("retries only retriable errors, for a bounded time, logging how long it has been down and how long is left", async () => {
     let calls = 0;
-    await expect(
-      withRetry("x", async () => {
-        calls++;
-        throw new ConnectorError("down", true);
-      }, { policy: fastRetry, log: silentLogger }),
-    ).rejects.toBeInstanceOf(RetriesExhaustedError);
-    expect(calls).toBe(fastRetry.attempts);
+    const warnings: Record<string, unknown>[] = [];
+    const log = { ...silentLogger, warn: (_message: string, fields?: Record<string, unknown>) => void warnings.push(fields ?? {}) };
+    const started = performance.now();
+    const error = await withRetry("x", async () => {
+      calls++;
+      throw new ConnectorError("down", true);
+    }, { policy: fastRetry, log }).catch((e: unknown) => e);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(fastRetry.retryForMs - 1);
+    expect(error).toBeInstanceOf(RetriesExhaustedError);
+    expect((error as Error).message).toMatch(/^x failed for \d+ms \(\d+ attempts\), longer than its retry_for of 100ms; last error: down$/);
+    expect(calls).toBeGreaterThan(3);
+    expect(warnings).toHaveLength(calls - 1);
+    expect(warnings[0]).toEqual({ attempt: 1, down_for: "0ms", left: "100ms", delay_ms: expect.any(Number), error: "down" });
+    expect(warnings.at(-1)).toMatchObject({ attempt: calls - 1, down_for: expect.stringMatching(/^\d+ms$/), left: expect.stringMatching(/^\d+ms$/) });
 
     calls = 0;
     await expect(
@@ -114,7 +150,7 @@ describe("retry", () => {
       retry: fastRetry,
     }).catch((error: unknown) => error)) as PipelineFailure;
     expect(failure.kind).toBe("connector");
-    expect(failure.message).toContain("failed 5 times; last error: server unavailable");
+    expect(failure.message).toMatch(/^sink out: writing to sink out failed for \d+ms \(\d+ attempts\), longer than its retry_for of 100ms; last error: server unavailable$/);
     expect(failure.summary!.sources["s"]!.checkpoint).toBeNull();
   });
 
@@ -165,5 +201,113 @@ describe("retry", () => {
     }).catch((error: unknown) => error)) as PipelineFailure;
     expect(failure.message).toBe("source s: slot dts_shop does not exist");
     expect(sinks.get("out")!.closed).toBe(true);
+  });
+
+  it("retries each connector for its own retry_for, else the pipeline's, and keeps the option from the connector", async () => {
+    resetSeq();
+    const quick = { initialDelayMs: 1, maxDelayMs: 5 };
+    const failing = () =>
+      recordingSinks({
+        out: {
+          beforeWrite: () => {
+            throw new ConnectorError("server unavailable", true);
+          },
+        },
+      });
+    const own = planOf(`
+      pipeline p { retry_for: "1h" }
+      source s = jsonl { path: "in.jsonl" }
+      sink out = discard { retry_for: "150ms" }
+      flow s -> out
+    `);
+    const sinks = failing();
+    const started = performance.now();
+    const failure = (await runPipeline(own, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: batchesOf(2, 2) }).factory }, sinks: { discard: sinks.factory } },
+      checkpointStore: new MemoryStore(),
+      retry: quick,
+    }).catch((error: unknown) => error)) as PipelineFailure;
+    expect(failure.message).toMatch(/^sink out: writing to sink out failed for \d+ms \(\d+ attempts\), longer than its retry_for of 150ms; last error: server unavailable$/);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(sinks.sinks.get("out")!.context.options).not.toHaveProperty("retry_for");
+
+    const inherited = planOf(`
+      pipeline p { retry_for: "120ms" }
+      source s = jsonl { path: "in.jsonl" }
+      sink out = discard {}
+      flow s -> out
+    `);
+    const failure2 = (await runPipeline(inherited, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: batchesOf(2, 2) }).factory }, sinks: { discard: failing().factory } },
+      checkpointStore: new MemoryStore(),
+      retry: quick,
+    }).catch((error: unknown) => error)) as PipelineFailure;
+    expect(failure2.message).toMatch(/longer than its retry_for of 120ms; last error: server unavailable$/);
+  });
+
+  it("counts a source's reconnections as one outage, ended by a batch", async () => {
+    resetSeq();
+    const batches = batchesOf(10, 2);
+    let opened = 0;
+    // Each reader sends one new batch and drops: ten short outages, which together would
+    // outlast retry_for twice over, but each one ends with its batch.
+    const flaky = async function* (source: { context: { resume: { position: { token: string } | null } | null } }): AsyncGenerator<SourceBatch> {
+      opened++;
+      const after = Number(source.context.resume?.position?.token ?? 0);
+      const next = batches.find((batch) => Number(batch.checkpoint!.position!.token) > after);
+      if (next === undefined) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      yield next;
+      throw new ConnectorError("replication connection lost", true);
+    };
+    const plan = planOf(`
+      source s = jsonl { path: "in.jsonl", retry_for: "150ms" }
+      sink out = discard {}
+      flow s -> out
+    `);
+    const summary = await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: flaky as never }).factory }, sinks: { discard: recordingSinks().factory } },
+      checkpointStore: new MemoryStore(),
+      retry: { initialDelayMs: 10, maxDelayMs: 10 },
+    });
+    expect(summary.sources["s"]!.checkpoint).toEqual(batches.at(-1)!.checkpoint);
+    expect(opened).toBe(11);
+
+    // A reader that never sends a batch: its reconnections add up, and the outage ends the run.
+    const dead = async function* (): AsyncGenerator<SourceBatch> {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      throw new ConnectorError("replication connection lost", true);
+    };
+    const failure = (await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: dead }).factory }, sinks: { discard: recordingSinks().factory } },
+      checkpointStore: new MemoryStore(),
+      retry: { initialDelayMs: 10, maxDelayMs: 10 },
+    }).catch((error: unknown) => error)) as PipelineFailure;
+    expect(failure.kind).toBe("connector");
+    expect(failure.message).toMatch(/^source s: reading source s failed for \d+ms \(\d+ attempts\), longer than its retry_for of 150ms; last error: replication connection lost$/);
+  });
+
+  it("refuses to start when a retry_for read from the environment is not a duration", async () => {
+    const plan = planOf(`
+      source s = jsonl { path: "in.jsonl" }
+      sink out = discard { retry_for: env("OUT_RETRY_FOR") }
+      flow s -> out
+    `);
+    const failure = (await runPipeline(plan, {
+      baseDir: "/tmp",
+      env: (name) => (name === "OUT_RETRY_FOR" ? "ten minutes" : undefined),
+      connectors: { sources: { jsonl: scriptedSources({ s: [] }).factory }, sinks: { discard: recordingSinks().factory } },
+      checkpointStore: new MemoryStore(),
+    }).catch((error: unknown) => error)) as PipelineFailure;
+    expect(failure).toBeInstanceOf(PipelineFailure);
+    expect(failure.kind).toBe("start");
+    expect(failure.message).toBe(
+      'pipeline test: sink out: option retry_for must be a duration such as "30s", "10m" or "1h", or "forever"; found "ten minutes": ' +
+        'it is not a duration such as "30s", "10m", "1h" or "1h30m", or "forever"',
+    );
   });
 });

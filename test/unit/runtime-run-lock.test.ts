@@ -2,18 +2,19 @@
  * The pipeline's lock file (run-lock.ts), on the real file system: one holder per pipeline and
  * checkpoint file, pipelines sharing a checkpoint file side by side, a lock left by a process
  * that is gone taken over, one held elsewhere or unreadable refused with what to do; and the
- * runner taking it before any sink starts, releasing it at the end, stopping when it is lost.
+ * runner taking it before any sink starts, releasing it at the end, and taking it again when
+ * the store loses it — writing nothing meanwhile — unless another run has taken it.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { CheckpointStore, Logger } from "../../src/runtime/contracts.js";
+import { ConnectorError, type CheckpointStore, type Logger } from "../../src/runtime/contracts.js";
 import { FileCheckpointStore } from "../../src/runtime/file-checkpoint-store.js";
 import { lockFile, lockFilePath, PipelineLockedError } from "../../src/runtime/run-lock.js";
 import { PipelineFailure, runPipeline } from "../../src/runtime/run.js";
-import { batchesOf, MemoryStore, planOf, recordingSinks, resetSeq, scriptedSources } from "./runtime-fixtures.js";
+import { batchesOf, deferred, fastRetry, MemoryStore, planOf, recordingSinks, resetSeq, scriptedSources } from "./runtime-fixtures.js";
 
 function folder(): string {
   return mkdtempSync(join(tmpdir(), "dts-lock-"));
@@ -193,27 +194,103 @@ describe("the runner and the pipeline lock", () => {
     expect(readdirSync(dir)).toEqual([".dts-state"]);
   });
 
-  it("stops the run when the store loses the lock, and releases it once", async () => {
-    resetSeq();
+  /** A store whose lock the test takes away (`lose`), and whose next `lock` answers as the test says. */
+  function losableStore(retake: (attempt: number) => Promise<void>) {
+    const calls: { retaking: boolean }[] = [];
     let onLost: ((error: Error) => void) | undefined;
     let releases = 0;
-    const store: CheckpointStore = Object.assign(new MemoryStore(), {
-      async lock(options: { onLost: (error: Error) => void }) {
+    const memory = new MemoryStore();
+    const store: CheckpointStore = Object.assign(memory, {
+      async lock(options: { onLost: (error: Error) => void; retaking?: boolean }) {
+        calls.push({ retaking: options.retaking === true });
+        if (calls.length > 1) await retake(calls.length - 1);
         onLost = options.onLost;
         return async () => void releases++;
       },
     });
+    return { store, memory, calls, lose: () => onLost?.(new Error("the session holding it ended")), releases: () => releases };
+  }
+
+  it("takes the lock again when the store loses it, writing nothing until it holds it, and goes on", async () => {
+    resetSeq();
+    const retaken = deferred();
+    const asked = deferred();
+    const { store, memory, calls, lose, releases } = losableStore(async () => {
+      asked.resolve();
+      await retaken.promise;
+    });
     const plan = planOf(PIPELINE);
-    const { factory } = recordingSinks({ out: { beforeWrite: (call) => void (call === 2 && onLost?.(new Error("the session holding it ended"))) } });
-    const error = await runPipeline(plan, {
+    const batches = batchesOf(20, 5);
+    const { factory, sinks } = recordingSinks({ out: { beforeWrite: (call) => void (call === 2 && lose()) } });
+    const running = runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: batches }).factory }, sinks: { discard: factory } },
+      checkpointStore: store,
+      checkpointSaveIntervalMs: 0,
+      retry: fastRetry,
+      inFlightBatches: 1,
+    });
+    await asked.promise;
+    // The write that was on its way when the lock went lands; nothing after it while the lock is away.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const sink = sinks.get("out")!;
+    const writes = sink.calls;
+    const saves = memory.saves.length;
+    expect(writes).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(sink.calls).toBe(writes);
+    expect(memory.saves.length).toBe(saves);
+    retaken.resolve();
+    const summary = await running;
+    expect(summary.stoppedBy).toBe("end");
+    expect(sink.events.map((e) => Number(e.event.source.position.token))).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(memory.current["s"]).toEqual(batches.at(-1)!.checkpoint);
+    expect(calls).toEqual([{ retaking: false }, { retaking: true }]);
+    expect(releases(), "the lock taken again is released at the end").toBe(1);
+  });
+
+  it("stops the run, writing nothing more, when another run took the lock meanwhile", async () => {
+    resetSeq();
+    const { store, memory, lose, releases } = losableStore(async () => {
+      throw new PipelineLockedError("locked", 'pipeline "locked" is already running: dts-run pid 4242 on host web1 holds its lock');
+    });
+    const { factory, sinks } = recordingSinks({ out: { beforeWrite: (call) => void (call === 2 && lose()) } });
+    const error = await runPipeline(planOf(PIPELINE), {
       baseDir: "/tmp",
       connectors: { sources: { jsonl: scriptedSources({ s: batchesOf(20, 5) }).factory }, sinks: { discard: factory } },
       checkpointStore: store,
+      checkpointSaveIntervalMs: 0,
+      retry: fastRetry,
       inFlightBatches: 1,
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PipelineFailure);
     expect((error as PipelineFailure).kind).toBe("connector");
-    expect((error as Error).message).toBe("checkpoint store: the session holding it ended");
-    expect(releases).toBe(1);
+    expect((error as Error).message).toBe(
+      "checkpoint store: lost the pipeline's lock, and another run took it meanwhile; stopping this run, which wrote nothing since. " +
+        'pipeline "locked" is already running: dts-run pid 4242 on host web1 holds its lock',
+    );
+    expect(sinks.get("out")!.calls).toBe(2);
+    expect(memory.saves.length).toBeLessThanOrEqual(2);
+    expect(releases()).toBe(0);
+  });
+
+  it("stops the run when the lock cannot be taken again within the store's retry_for", async () => {
+    resetSeq();
+    const { store, lose } = losableStore(async () => {
+      throw new ConnectorError("connection refused", true);
+    });
+    const { factory } = recordingSinks({ out: { beforeWrite: (call) => void (call === 2 && lose()) } });
+    const error = await runPipeline(planOf(PIPELINE), {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: batchesOf(20, 5) }).factory }, sinks: { discard: factory } },
+      checkpointStore: store,
+      retry: fastRetry,
+      inFlightBatches: 1,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PipelineFailure);
+    expect((error as PipelineFailure).kind).toBe("connector");
+    expect((error as Error).message).toMatch(
+      /^checkpoint store: taking the pipeline's lock again failed for \d+ms \(\d+ attempts\), longer than its retry_for of 100ms; last error: connection refused$/,
+    );
   });
 });

@@ -239,10 +239,15 @@ export function actionsOf(sinkEvent: SinkEvent, index: number, table: TargetTabl
 /** The columns of the source table that the target has and a row of this column set lacks. */
 export type AbsentColumns = (columns: ColumnSet) => readonly string[];
 
-export function encodeRow(columns: ColumnSet, row: Row): (string | null)[] {
+/** The row's columns' texts; those in `skip` are left null (their caller sends them otherwise). */
+export function encodeRow(columns: ColumnSet, row: Row, skip?: ReadonlyMap<number, unknown>): (string | null)[] {
   const { names, encoders } = columns;
   const texts: (string | null)[] = new Array(names.length);
   for (let i = 0; i < names.length; i++) {
+    if (skip?.has(i)) {
+      texts[i] = null;
+      continue;
+    }
     try {
       texts[i] = encoders[i]!(row[names[i]!]!);
     } catch (error) {

@@ -18,6 +18,13 @@
  * so a killed run leaves no stale lock behind; until the server has noticed, its session
  * still holds the lock, so a lock held by a dts run that no longer exists on this host is a
  * retriable error rather than a refusal.
+ *
+ * When the lock's session ends mid-run (the server restarted, the connection dropped), the
+ * runner takes the lock again (`retaking`). A server that refuses connections is then one
+ * restarting, and is retried. The lock may still be held by this run's own previous session,
+ * when the client saw the connection drop but the server has not noticed yet: that session,
+ * recognised by its server process id, is ended, and the lock taken once the server has let
+ * go of it. Held by any other session, it is another run's, and the runner stops.
  */
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
@@ -60,7 +67,10 @@ export class PostgresCheckpointStore implements CheckpointStore {
     this.server = serverLabel(url);
   }
 
-  async lock(options: { readonly log: Logger; readonly onLost: (error: Error) => void }): Promise<() => Promise<void>> {
+  /** The server process of the session that held the lock last, to recognise it if it lingers. */
+  private lockSession: number | undefined;
+
+  async lock(options: { readonly log: Logger; readonly onLost: (error: Error) => void; readonly retaking?: boolean }): Promise<() => Promise<void>> {
     const key = advisoryLockKey(this.pipeline);
     // The holder's name as other sessions see it in pg_stat_activity, for their error message.
     let client: pg.Client;
@@ -69,14 +79,21 @@ export class PostgresCheckpointStore implements CheckpointStore {
     } catch (error) {
       // The lock is the first thing a run asks of this server: one that cannot be reached at
       // start is said at once (see isUnreachable), naming the server, as a sink's start would.
-      if (error instanceof ConnectorError && isUnreachable(error.cause)) {
+      if (!options.retaking && error instanceof ConnectorError && isUnreachable(error.cause)) {
         throw new ConnectorError(`taking the pipeline's lock: ${error.message}`, false, { cause: error.cause });
       }
       throw error;
     }
     try {
-      const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1::bigint) AS locked", [key.toString()]);
-      if (!rows[0]!.locked) throw this.lockedError(key, await lockHolder(client, key).catch(() => undefined));
+      const { rows } = await client.query<{ locked: boolean; session: number }>("SELECT pg_try_advisory_lock($1::bigint) AS locked, pg_backend_pid() AS session", [
+        key.toString(),
+      ]);
+      if (!rows[0]!.locked) {
+        const holder = await lockHolder(client, key).catch(() => undefined);
+        if (options.retaking && holder !== undefined && holder.pid === this.lockSession) throw await this.endOwnSession(client, holder.pid, options.log);
+        throw this.lockedError(key, holder);
+      }
+      this.lockSession = rows[0]!.session;
     } catch (error) {
       await client.end().catch(() => {});
       throw error instanceof PipelineLockedError ? error : connectorError(error, this.server, "taking the pipeline's lock");
@@ -86,11 +103,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
       if (ended) return;
       ended = true;
       options.onLost(
-        new ConnectorError(
-          `lost the lock of pipeline "${this.pipeline}" on ${this.server}: the session holding it ended, and ` +
-            `another run could now start; stopping (the next run resumes from the last checkpoint)`,
-          false,
-        ),
+        new ConnectorError(`the session holding the lock of pipeline "${this.pipeline}" on ${this.server} ended`, true),
       );
     };
     client.on("error", lost);
@@ -103,6 +116,16 @@ export class PostgresCheckpointStore implements CheckpointStore {
       await client.query("SELECT pg_advisory_unlock($1::bigint)", [key.toString()]).catch(() => {});
       await client.end().catch(() => {});
     };
+  }
+
+  /** This run's previous lock session outlived its connection: it is ended, and the lock taken on the next try. */
+  private async endOwnSession(client: pg.Client, pid: number, log: Logger): Promise<ConnectorError> {
+    log.warn("the pipeline's lock is still held by this run's previous session, whose connection dropped; ending it", { server_process: pid });
+    await client.query("SELECT pg_terminate_backend($1)", [pid]).catch(() => {});
+    return new ConnectorError(
+      `the lock of pipeline "${this.pipeline}" in ${this.server} was still held by this run's previous session (server process ${pid}), which was ended`,
+      true,
+    );
   }
 
   async load(): Promise<Readonly<Record<string, SourceCheckpoint>>> {

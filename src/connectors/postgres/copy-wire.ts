@@ -8,6 +8,13 @@
  * message apart into its own Buffer and frames it again on the way out, which for a million
  * rows was most of the garbage the collector had to clear.
  *
+ * A message of a large row (`LARGE_MESSAGE_BYTES` or more: a 50 MB bytea is 100 MB of hex
+ * text) that does not end in the socket read it starts in is copied, as it arrives, into one
+ * buffer of its exact size, rather than kept as hundreds of views that hold their socket reads
+ * alive: its row can then be read in place (`rowsOf`), with no concatenation of it ever made.
+ * Everything that reads a row reads only the part it needs (`lastRow` gives a view, whose
+ * key fields alone become text).
+ *
  * Both sides are node-postgres "submittables" (objects `client.query()` runs in its queue):
  *   - `CopyOut` takes the socket from node-postgres while the COPY runs (as pg-copy-streams'
  *     copy-to does), reads it only when asked for the next chunk — so a chunk nobody asks for
@@ -15,6 +22,12 @@
  *     bytes after the last CopyData, for node-postgres to read the command's completion;
  *   - `CopyIn` sends a `COPY … FROM STDIN`, then the framed bytes, then CopyDone, and
  *     resolves when the server is ready for the next query.
+ *
+ * A logical replication stream is CopyData too, of any size (a row of a 50 MB bytea is a 100
+ * MB message). node-postgres assembles a message larger than its read buffer by doubling the
+ * buffer, holding up to four times the message at once; `takeCopyData` takes the CopyData
+ * messages of a connection off it and hands them over whole, each large one in a buffer of
+ * its exact size, and passes every other message on to node-postgres.
  */
 import type pg from "pg";
 
@@ -23,6 +36,9 @@ const COPY_DONE = 0x63; // c
 const ERROR_RESPONSE = 0x45; // E
 const HEADER = 5;
 const EMPTY = Buffer.alloc(0);
+
+/** A message this large is assembled into one buffer of its size when it spans socket reads. */
+export const LARGE_MESSAGE_BYTES = 1 << 20;
 
 /** The text of COPY rows framed as CopyData messages, each message exactly one row. */
 export interface CopyFrames {
@@ -34,9 +50,12 @@ export interface CopyFrames {
   readonly bytes: number;
 }
 
-/** The row of COPY text in the last message of `frames`, without its newline. */
-export function lastRowOf(frames: CopyFrames): string {
-  if (frames.count === 0) return "";
+/**
+ * The row of COPY text in the last message of `frames`, without its newline: a view of the
+ * message when it lies in one buffer (a large one always does), else a copy of it.
+ */
+export function lastRow(frames: CopyFrames): Buffer {
+  if (frames.count === 0) return EMPTY;
   // Walk the headers from the start: a message may span buffers, so lengths are read across them.
   let last = 0;
   let at = 0;
@@ -47,7 +66,29 @@ export function lastRowOf(frames: CopyFrames): string {
     at += 1 + readLength(byteAt, at + 1);
   }
   const payload = slice(frames.data, last + HEADER, at);
-  return payload.toString("utf8", 0, payload[payload.length - 1] === 0x0a ? payload.length - 1 : payload.length);
+  return payload[payload.length - 1] === 0x0a ? payload.subarray(0, payload.length - 1) : payload;
+}
+
+export function lastRowOf(frames: CopyFrames): string {
+  return lastRow(frames).toString("utf8");
+}
+
+/** Whether a message of `frames` is `LARGE_MESSAGE_BYTES` or more: its rows are best read one by one (`rowsOf`). */
+export function holdsLargeRow(frames: CopyFrames): boolean {
+  return frames.data.some((piece) => piece.length >= LARGE_MESSAGE_BYTES);
+}
+
+/** Each row's COPY text, without its newline: views where a message lies in one buffer. */
+export function rowsOf(frames: CopyFrames): Buffer[] {
+  const rows: Buffer[] = [];
+  const byteAt = byteReader(frames.data);
+  for (let at = 0; at < frames.bytes; ) {
+    const end = at + 1 + readLength(byteAt, at + 1);
+    const payload = slice(frames.data, at + HEADER, end);
+    rows.push(payload[payload.length - 1] === 0x0a ? payload.subarray(0, payload.length - 1) : payload);
+    at = end;
+  }
+  return rows;
 }
 
 /** The rows' COPY text, framing removed: one line per row, each ending with its newline. */
@@ -117,7 +158,8 @@ interface Connection {
 
 /**
  * `COPY … TO STDOUT`, read in chunks of whole messages. `client.query(copyOut)` starts it;
- * `next(limit)` gives the next chunk of up to `limit` rows, fewer only at the end.
+ * `next(limit, maxBytes)` gives the next chunk of up to `limit` rows, fewer only at the end or
+ * when they would pass `maxBytes` (a chunk always holds at least one row, however large).
  */
 export class CopyOut {
   private connection: Connection | undefined;
@@ -135,7 +177,14 @@ export class CopyOut {
   private resolveDone!: () => void;
   private rejectDone!: (error: Error) => void;
 
-  constructor(readonly text: string) {
+  /** A row message this large is copied into one buffer of its size (`LARGE_MESSAGE_BYTES`). */
+  private readonly largeMessageBytes: number;
+
+  constructor(
+    readonly text: string,
+    options: { readonly largeMessageBytes?: number } = {},
+  ) {
+    this.largeMessageBytes = options.largeMessageBytes ?? LARGE_MESSAGE_BYTES;
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -171,22 +220,22 @@ export class CopyOut {
 
   // ------------------------------------------------------------------ the reader's side
 
-  /** The next chunk: up to `limit` rows, whole messages; `last` once the COPY's data ended. */
-  async next(limit: number): Promise<CopyFrames & { readonly last: boolean }> {
+  /** The next chunk: up to `limit` rows and about `maxBytes`, whole messages; `last` once the COPY's data ended. */
+  async next(limit: number, maxBytes = Infinity): Promise<CopyFrames & { readonly last: boolean }> {
     const data: Buffer[] = [];
     let count = 0;
     let bytes = 0;
     for (;;) {
       if (this.failure !== undefined) throw this.failure;
-      // Give out whole messages from what was read, up to the limit.
-      while (count < limit && this.pending.length > 0) {
-        const taken = this.takeMessages(limit - count);
+      // Give out whole messages from what was read, up to the limits.
+      while (count < limit && bytes < maxBytes && this.pending.length > 0) {
+        const taken = this.takeMessages(limit - count, maxBytes - bytes, count === 0);
         if (taken === null) break;
         data.push(...taken.data);
         count += taken.count;
         bytes += taken.bytes;
       }
-      if (count >= limit) return { data, count, bytes, last: false };
+      if (count >= limit || (count > 0 && bytes >= maxBytes) || (count > 0 && this.wouldPass(maxBytes - bytes))) return { data, count, bytes, last: false };
       if (this.ended && this.pendingBytes === 0) {
         await this.done;
         return { data, count, bytes, last: true };
@@ -220,6 +269,8 @@ export class CopyOut {
   private remaining = 0;
   private inRow = false;
   private carry: Buffer = EMPTY;
+  /** A large row message being copied into a buffer of its size, and how much of it is in. */
+  private assembling: { readonly message: Buffer; filled: number } | undefined;
 
   /**
    * Keeps the CopyData messages of a chunk of socket bytes (as views of the chunk, framing
@@ -238,7 +289,8 @@ export class CopyOut {
     };
     if (this.remaining > 0) {
       const n = Math.min(this.remaining, chunk.length);
-      if (this.inRow) keepFrom = 0;
+      if (this.assembling !== undefined) this.assemble(chunk, 0, n);
+      else if (this.inRow) keepFrom = 0;
       at = n;
       this.remaining -= n;
     }
@@ -270,6 +322,21 @@ export class CopyOut {
         return;
       }
       this.inRow = code === COPY_DATA;
+      if (this.inRow && body + HEADER >= this.largeMessageBytes && at + HEADER - carried + body > chunk.length) {
+        // A large row that goes on in the next reads: into a buffer of its own size, from here.
+        keep(at);
+        const message = Buffer.allocUnsafe(HEADER + body);
+        this.carry.copy(message, 0);
+        chunk.copy(message, carried, at, at + HEADER - carried);
+        this.carry = EMPTY;
+        this.assembling = { message, filled: HEADER };
+        at += HEADER - carried;
+        const n = chunk.length - at;
+        this.assemble(chunk, at, n);
+        at += n;
+        this.remaining = body - n;
+        continue;
+      }
       if (this.inRow) {
         if (carried > 0) {
           // The header began in the previous chunk: its first bytes go as a buffer of their own.
@@ -293,6 +360,17 @@ export class CopyOut {
     keep(chunk.length);
   }
 
+  /** Copies `n` bytes of `chunk` from `from` into the message being assembled; a full one is pending. */
+  private assemble(chunk: Buffer, from: number, n: number): void {
+    const assembling = this.assembling!;
+    chunk.copy(assembling.message, assembling.filled, from, from + n);
+    assembling.filled += n;
+    if (assembling.filled < assembling.message.length) return;
+    this.pending.push(assembling.message);
+    this.pendingBytes += assembling.message.length;
+    this.assembling = undefined;
+  }
+
   private giveBack(rest: Buffer): void {
     const connection = this.connection!;
     const socket = connection.stream;
@@ -303,17 +381,23 @@ export class CopyOut {
     process.nextTick(() => socket.resume());
   }
 
+  /** The next message, whose header is read, is longer than `room`: the chunk ends before it. */
+  private wouldPass(room: number): boolean {
+    if (this.pendingBytes < HEADER) return this.assembling !== undefined && this.assembling.message.length > room;
+    return 1 + readLength(byteReader(this.pending), 1) > room;
+  }
+
   /**
-   * Whole messages from `pending`, at most `rows` of them, as views; null when not even one
-   * whole message has been read yet.
+   * Whole messages from `pending`, at most `rows` of them and `room` bytes (the first one
+   * whatever its size, when `first`: a chunk's first row), as views; null when none.
    */
-  private takeMessages(rows: number): CopyFrames | null {
+  private takeMessages(rows: number, room: number, first: boolean): CopyFrames | null {
     const byteAt = byteReader(this.pending);
     let at = 0;
     let count = 0;
     while (count < rows && at + HEADER <= this.pendingBytes) {
       const end = at + 1 + readLength(byteAt, at + 1);
-      if (end > this.pendingBytes) break;
+      if (end > this.pendingBytes || (end > room && !(first && count === 0))) break;
       at = end;
       count++;
     }
@@ -401,4 +485,72 @@ export async function copyFramesIn(client: pg.Client, sql: string, data: readonl
   const copy = new CopyIn(sql, data);
   client.query(copy as unknown as pg.Submittable);
   await copy.done;
+}
+
+/**
+ * Takes the CopyData messages of a connection from node-postgres, from now on: `onCopyData`
+ * gets each one's payload whole — a view of the socket read it came in when it lies in one,
+ * else a buffer of its exact size — and every other message goes on to node-postgres, whole
+ * and in order, as if it had read the socket itself. Called between two queries (node-postgres
+ * holds no part of a message then), before the one that starts the COPY.
+ */
+export function takeCopyData(socket: NodeJS.ReadableStream, onCopyData: (payload: Buffer) => void): void {
+  const handlers = socket.listeners("data");
+  if (handlers.length !== 1) throw new Error(`COPY: expected node-postgres' one data listener on its socket, found ${handlers.length}`);
+  const pgDataHandler = handlers[0] as (chunk: Buffer) => void;
+  socket.removeListener("data", pgDataHandler);
+  const splitter = new MessageSplitter((message) => {
+    if (message[0] === COPY_DATA) onCopyData(message.subarray(HEADER));
+    else pgDataHandler(message);
+  });
+  socket.on("data", (chunk: Buffer) => splitter.push(chunk));
+}
+
+/** Cuts a byte stream into whole protocol messages (code, length, body). */
+export class MessageSplitter {
+  /** The first bytes of a header split between reads. */
+  private carry: Buffer = EMPTY;
+  /** A message spanning reads, being copied into a buffer of its size. */
+  private partial: { readonly message: Buffer; filled: number } | undefined;
+
+  constructor(private readonly onMessage: (message: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    if (this.partial !== undefined) {
+      const partial = this.partial;
+      const n = Math.min(partial.message.length - partial.filled, chunk.length);
+      chunk.copy(partial.message, partial.filled, 0, n);
+      partial.filled += n;
+      at = n;
+      if (partial.filled < partial.message.length) return;
+      this.partial = undefined;
+      this.onMessage(partial.message);
+    }
+    while (at < chunk.length) {
+      const carried = this.carry.length;
+      if (carried + chunk.length - at < HEADER) {
+        this.carry = Buffer.concat([this.carry, chunk.subarray(at)]);
+        return;
+      }
+      const length =
+        1 + (carried === 0 ? chunk.readUInt32BE(at + 1) : Buffer.concat([this.carry, chunk.subarray(at, at + HEADER - carried)]).readUInt32BE(1));
+      if (carried === 0 && at + length <= chunk.length) {
+        this.onMessage(chunk.subarray(at, at + length));
+        at += length;
+        continue;
+      }
+      const message = Buffer.allocUnsafe(length);
+      this.carry.copy(message, 0);
+      const n = Math.min(length - carried, chunk.length - at);
+      chunk.copy(message, carried, at, at + n);
+      this.carry = EMPTY;
+      at += n;
+      if (carried + n < length) {
+        this.partial = { message, filled: carried + n };
+        return;
+      }
+      this.onMessage(message);
+    }
+  }
 }

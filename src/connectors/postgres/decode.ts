@@ -109,6 +109,42 @@ export const parseBytea: ValueParser = (text) => {
   return parseByteaEscape(text);
 };
 
+/**
+ * A value from its text or, for a large one, its text's UTF-8 bytes (pgoutput.ts's
+ * TupleValue), which it may overwrite: a bytea's hex is decoded in place, into the first half
+ * of the same memory, so that a 50 MB value costs no memory beyond the 100 MB of its message
+ * (which the value then keeps alive); anything else is made text.
+ */
+export function parseValue(parser: ValueParser, text: string | Buffer): Value {
+  if (typeof text === "string") return parser(text);
+  if (parser === parseBytea && text[0] === 0x5c && text[1] === 0x78) return hexBytes(text, 2, text.length, text, 0);
+  return parser(text.toString("utf8"));
+}
+
+/**
+ * Hex digits are turned into bytes this many at a time: each slice is a short-lived string
+ * small enough for V8's young generation, so no string of all of them, nor a pile of large
+ * garbage strings, is ever made.
+ */
+const HEX_SLICE = 1 << 16;
+
+/**
+ * The bytes the hex digits in `source[start, end)` spell, written into `into` at `at` (a new
+ * buffer by default; `source` itself at `start - 2` or before is safe too, since each slice
+ * is read before it is written over).
+ */
+export function hexBytes(source: Buffer, start: number, end: number, into?: Buffer, at = 0): Buffer {
+  const digits = end - start;
+  if (digits % 2 !== 0) throw new Error(`an odd number of hex digits (${digits})`);
+  const out = into ?? Buffer.allocUnsafe(digits / 2);
+  for (let from = start; from < end; from += HEX_SLICE) {
+    const stop = Math.min(end, from + HEX_SLICE);
+    const written = out.write(source.toString("latin1", from, stop), at + (from - start) / 2, "hex");
+    if (written !== (stop - from) / 2) throw new Error(`not a hex digit at offset ${from - start + 2 * written} of ${digits}`);
+  }
+  return into === undefined ? out : out.subarray(at, at + digits / 2);
+}
+
 /** The old `escape` output (bytea_output = escape): octal `\nnn`, `\\`, other bytes as is. */
 function parseByteaEscape(text: string): Buffer {
   const bytes: number[] = [];

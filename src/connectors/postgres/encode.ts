@@ -15,7 +15,7 @@
 import { encodeJson } from "../../model/json.js";
 import { Decimal } from "../../model/decimal.js";
 import { Timestamp } from "../../model/timestamp.js";
-import { typeOf, type Value } from "../../model/value.js";
+import { typeOf, type Row, type Value } from "../../model/value.js";
 
 /** How a column's values are spelled; derived from the catalog (see ddl.ts). */
 export type ColumnKind =
@@ -264,4 +264,44 @@ const copyEscapes: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "
 export function copyField(text: string | null): string {
   if (text === null) return "\\N";
   return copySpecial.test(text) ? text.replace(copySpecials, (c) => copyEscapes[c]!) : text;
+}
+
+/** Bytes this many or more go into COPY as slices of hex, never as one string (see copyHexSlices). */
+export const LARGE_BYTES = 1 << 20;
+
+/** Bytes turned into hex at a time: 64 kB strings, which V8's young generation clears cheaply. */
+const HEX_SLICE_BYTES = 1 << 15;
+
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * The columns of `row` holding large bytes for a bytea column, each as the slices of its COPY
+ * text (`\\x` and hex digits, which COPY never escapes): a 50 MB value is then sent as 64 kB
+ * strings one after the other, instead of a 100 MB string that COPY escaping and the socket
+ * would each copy again. Undefined when there is none (the usual case, and cheap to find).
+ */
+export function largeCopyValues(names: readonly string[], encoders: readonly Encoder[], row: Row): Map<number, Iterable<string>> | undefined {
+  let found: Map<number, Iterable<string>> | undefined;
+  for (let i = 0; i < names.length; i++) {
+    const value = row[names[i]!];
+    if (!(value instanceof Uint8Array) || value.byteLength < LARGE_BYTES) continue;
+    if (!spellsBytesAsHex(encoders[i]!)) continue;
+    (found ??= new Map()).set(i, hexSlices(value));
+  }
+  return found;
+}
+
+/** A bytea column's encoder spells no bytes as `\x`; any other refuses bytes, and says so when the row is encoded. */
+function spellsBytesAsHex(encoder: Encoder): boolean {
+  try {
+    return encoder(NO_BYTES) === "\\x";
+  } catch {
+    return false;
+  }
+}
+
+function* hexSlices(value: Uint8Array): Generator<string> {
+  yield "\\\\x";
+  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  for (let at = 0; at < bytes.length; at += HEX_SLICE_BYTES) yield bytes.toString("hex", at, Math.min(bytes.length, at + HEX_SLICE_BYTES));
 }

@@ -20,7 +20,7 @@
  */
 import { inspect } from "node:util";
 import { setField, type Row, type Value } from "../../model/value.js";
-import { ValueDecodeError, type RowShape } from "./decode.js";
+import { hexBytes, parseBytea, ValueDecodeError, type RowShape } from "./decode.js";
 
 const LINE = Symbol("dts.lazyRow.line");
 const FIELDS = Symbol("dts.lazyRow.fields");
@@ -197,6 +197,37 @@ export class LazyRows {
     const target = new Target(line, values);
     return new Proxy(target, this.handler) as unknown as Row;
   }
+}
+
+/**
+ * A row decoded at once from its COPY bytes, for a row too large to keep as text (a 50 MB
+ * bytea is 100 MB of COPY text): a bytea's hex is decoded straight into its bytes, and only
+ * the other fields become strings.
+ */
+export function decodeCopyRow(shape: RowShape, escaped: readonly boolean[], line: Buffer): Row {
+  const row: Row = {};
+  const { names, parsers } = shape;
+  const width = names.length;
+  let from = 0;
+  for (let i = 0; i < width; i++) {
+    let to = i === width - 1 ? line.length : line.indexOf(0x09, from);
+    if (to === -1) to = line.length;
+    let value: Value;
+    try {
+      if (to - from === 2 && line[from] === 0x5c && line[from + 1] === 0x4e) value = null;
+      // A bytea's `\x` comes escaped in COPY text (`\\x`); its hex digits never are.
+      else if (parsers[i] === parseBytea && to - from >= 3 && line[from] === 0x5c && line[from + 1] === 0x5c && line[from + 2] === 0x78) value = hexBytes(line, from + 3, to);
+      else {
+        const text = line.toString("utf8", from, to);
+        value = parsers[i]!(escaped[i] && text.indexOf("\\") !== -1 ? copyUnescape(text) : text);
+      }
+    } catch (error) {
+      throw new ValueDecodeError(shape.table, names[i]!, line.toString("utf8", from, Math.min(to, from + 80)), error);
+    }
+    setField(row, names[i]!, value);
+    from = to + 1;
+  }
+  return row;
 }
 
 /** Field `index` of a COPY line, unescaped (null for `\N`). */

@@ -4,16 +4,24 @@
  * the messages of the built-in `pgoutput` plugin, protocol version 1 (PostgreSQL's
  * "Logical Replication Message Formats").
  *
- * Parsing is pure and synchronous: a frame is decoded the moment it arrives, because the
- * buffer node-postgres hands over is a view into its receive buffer, reused for the next
- * read. Column values stay the text PostgreSQL printed (pgoutput sends text unless asked for
- * binary); turning them into values is `decode.ts`'s job, once the relation's types are known.
+ * Parsing is pure and synchronous: a frame is decoded the moment it arrives, and nothing of it
+ * is kept after (a message's content is copied out). Column values stay the text PostgreSQL
+ * printed (pgoutput sends text unless asked for binary); turning them into values is
+ * `decode.ts`'s job, once the relation's types are known. A value of `LARGE_VALUE_BYTES` or
+ * more stays bytes, a view of the frame: a 50 MB bytea arrives as 100 MB of hex, which is
+ * decoded into its 50 MB straight from the frame rather than through a 100 MB string.
  * LSNs and times are read as bigints: an LSN is a 64-bit WAL position, a time is microseconds
  * since 2000-01-01 (PostgreSQL's epoch).
  */
 
-/** A column value in a tuple: its text, SQL NULL, or an unchanged TOASTed value the server did not send. */
-export type TupleValue = string | null | typeof UNCHANGED_TOAST;
+/**
+ * A column value in a tuple: its text (as UTF-8 bytes when large: a view of the frame, to be
+ * read before the frame is let go), SQL NULL, or an unchanged TOASTed value the server did not send.
+ */
+export type TupleValue = string | Buffer | null | typeof UNCHANGED_TOAST;
+
+/** Values this long stay bytes (see TupleValue). */
+export const LARGE_VALUE_BYTES = 1 << 20;
 export const UNCHANGED_TOAST: unique symbol = Symbol("unchanged TOAST value");
 
 export interface RelationColumn {
@@ -132,9 +140,17 @@ class Reader {
     return text;
   }
 
+  /** A view of the next `length` bytes: valid only while the frame is. */
+  view(length: number): Buffer {
+    this.need(length);
+    const view = this.buffer.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return view;
+  }
+
   bytes(length: number): Buffer {
     this.need(length);
-    // A copy: the underlying buffer is reused by the socket reader.
+    // A copy: a view would keep the whole frame alive for as long as the bytes are.
     const bytes = Buffer.from(this.buffer.subarray(this.offset, this.offset + length));
     this.offset += length;
     return bytes;
@@ -235,9 +251,11 @@ function readTuple(reader: Reader): TupleValue[] {
   for (let i = 0; i < count; i++) {
     const kind = reader.byte();
     switch (kind) {
-      case 0x74 /* t */:
-        values[i] = reader.text(reader.uint32());
+      case 0x74 /* t */: {
+        const length = reader.uint32();
+        values[i] = length >= LARGE_VALUE_BYTES ? reader.view(length) : reader.text(length);
         break;
+      }
       case 0x6e /* n */:
         values[i] = null;
         break;

@@ -54,7 +54,8 @@ import { bigIntToLsn, pgLsnPosition, type Position } from "../../model/position.
 import { Timestamp } from "../../model/timestamp.js";
 import { setField, type Row, type Value } from "../../model/value.js";
 import { connect, describeAddress, endQuietly, messageOf, queryError, quoteIdentifier, quoteLiteral, type ServerAddress } from "./connection.js";
-import { rowShape, ValueDecodeError, type RowShape, type TypeRegistry } from "./decode.js";
+import { takeCopyData } from "./copy-wire.js";
+import { parseValue, rowShape, ValueDecodeError, type RowShape, type TypeRegistry } from "./decode.js";
 import {
   parseKeepalive,
   parsePgOutput,
@@ -163,7 +164,6 @@ interface Transaction {
 /** The parts of node-postgres's connection this uses (not in its type declarations). */
 interface PgConnection {
   readonly stream: { pause(): void; resume(): void; destroy(): void };
-  on(event: "copyData", listener: (message: { chunk: Buffer }) => void): void;
   once(event: "replicationStart", listener: () => void): void;
   sendCopyFromChunk(chunk: Buffer): void;
 }
@@ -228,7 +228,8 @@ export class ReplicationStream {
     client.on("end", () => {
       if (!this.closing) this.fail(new ConnectorError(`PostgreSQL at ${describeAddress(address)}: the replication connection closed`, true));
     });
-    connection.on("copyData", (message) => this.onFrame(message.chunk));
+    // Frames whole, a large one in a buffer of its own size (copy-wire.ts), not node-postgres' doubling one.
+    takeCopyData(connection.stream as unknown as NodeJS.ReadableStream, (frame) => this.onFrame(frame));
     const started = new Promise<void>((resolve, reject) => {
       connection.once("replicationStart", resolve);
       this.startFailed = reject;
@@ -319,8 +320,8 @@ export class ReplicationStream {
   private onFrame(frame: Buffer): void {
     if (this.closing || this.failure !== undefined) return;
     if (this.blocked || this.backlog.length > 0) {
-      // node-postgres reuses the frame's memory for the next read: keep a copy.
-      this.backlog.push(Buffer.from(frame));
+      // The frame is ours (takeCopyData never reuses its memory): kept as it is.
+      this.backlog.push(frame);
       return;
     }
     this.processFrame(frame);
@@ -514,7 +515,7 @@ export class ReplicationStream {
           if (fill === null || !Object.hasOwn(fill, names[i]!)) continue;
           value = fill[names[i]!]!;
         } else {
-          value = text === null || text === undefined ? null : parsers[i]!(text);
+          value = text === null || text === undefined ? null : parseValue(parsers[i]!, text);
         }
         if (unsafeNames) setField(row, names[i]!, value);
         else row[names[i]!] = value;
@@ -532,7 +533,7 @@ export class ReplicationStream {
     for (const i of relation.identityIndexes) {
       const text = tuple[i];
       try {
-        setField(row, names[i]!, text === null || text === undefined || text === UNCHANGED_TOAST ? null : parsers[i]!(text));
+        setField(row, names[i]!, text === null || text === undefined || text === UNCHANGED_TOAST ? null : parseValue(parsers[i]!, text));
       } catch (error) {
         throw new ValueDecodeError(relation.qualifiedName, names[i]!, String(text), error);
       }

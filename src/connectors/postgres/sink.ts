@@ -86,11 +86,12 @@ import {
 } from "./ddl.js";
 import { copyFramesIn } from "./copy-wire.js";
 import { OrderedCheckpoints } from "./ordered-checkpoints.js";
-import { copyField, EncodeError, textArrayLiteral } from "./encode.js";
+import { copyField, EncodeError, largeCopyValues, textArrayLiteral } from "./encode.js";
 import {
   actionsOf,
   collapse,
   ColumnSets,
+  encodeRow,
   keyTextsOf,
   NO_TEXTS,
   textsOf,
@@ -1054,14 +1055,16 @@ async function copyIn(client: pg.Client, sql: string, rows: readonly Action[]): 
   if (refusal.error !== undefined) throw refusal.error;
 }
 
-/** COPY text, in chunks of about 256 kB. */
+/** COPY text, in chunks of about 256 kB; large bytes in slices of their own (largeCopyValues). */
 function* copyChunks(rows: readonly Action[], refusal: { error?: EncodeError }): Generator<string> {
   const escaped = rows[0]!.columns!.escaped;
   let chunk = "";
   for (const row of rows) {
     let texts: readonly (string | null)[];
+    let large: Map<number, Iterable<string>> | undefined;
     try {
-      texts = textsOf(row);
+      large = row.texts === null ? largeCopyValues(row.columns!.names, row.columns!.encoders, row.row!) : undefined;
+      texts = large === undefined ? textsOf(row) : encodeRow(row.columns!, row.row!, large);
     } catch (error) {
       if (!(error instanceof EncodeError)) throw error;
       refusal.error = error;
@@ -1071,6 +1074,15 @@ function* copyChunks(rows: readonly Action[], refusal: { error?: EncodeError }):
     for (let i = 0; i < texts.length; i++) {
       const text = texts[i]!;
       if (i > 0) line += "\t";
+      const slices = large?.get(i);
+      if (slices !== undefined) {
+        chunk += line;
+        line = "";
+        if (chunk !== "") yield chunk;
+        chunk = "";
+        yield* slices;
+        continue;
+      }
       line += text === null ? "\\N" : escaped[i] ? copyField(text) : text;
     }
     chunk += line + "\n";

@@ -28,7 +28,7 @@
  * chunks carry no checkpoint but the last, and a crash in the middle of it copies it again.
  */
 import type pg from "pg";
-import { CopyOut, framesOf, lastRowOf, rowsText, type CopyFrames } from "./copy-wire.js";
+import { CopyOut, framesOf, holdsLargeRow, LARGE_MESSAGE_BYTES, lastRow, rowsOf, rowsText, type CopyFrames } from "./copy-wire.js";
 import type { BulkRows, Logger, SnapshotProgress, SourceBatch, SourceCheckpoint } from "../../runtime/contracts.js";
 import { ConnectorError } from "../../runtime/contracts.js";
 import { qualifiedTableName, type ChangeEvent, type SourceInfo } from "../../model/event.js";
@@ -37,7 +37,7 @@ import type { Timestamp } from "../../model/timestamp.js";
 import { setField, type Row, type Value } from "../../model/value.js";
 import { describeAddress, queryError, quoteIdentifier, quoteTable, type ServerAddress } from "./connection.js";
 import { decodeRow, Oid, rowShape, ValueDecodeError, type RowShape, type TypeRegistry } from "./decode.js";
-import { copyUnescape, LazyRows } from "./lazy-row.js";
+import { copyUnescape, decodeCopyRow, LazyRows } from "./lazy-row.js";
 import type { TableDescription } from "./tables.js";
 
 /**
@@ -346,17 +346,17 @@ async function* keysetChunks(plan: TablePlan, resumeKey: readonly string[] | nul
     for (;;) {
       let frames: Awaited<ReturnType<CopyOut["next"]>>;
       try {
-        frames = await copy.next(sizer.limit);
+        frames = await copy.next(sizer.limit, MAX_CHUNK_BYTES);
       } catch (error) {
         throw queryError(error, options.address, `reading ${plan.table.qualifiedName}`);
       }
-      if (frames.count > 0) lastKey = keyOfLine(plan, lastRowOf(frames));
+      if (frames.count > 0) lastKey = keyOfRow(plan, lastRow(frames));
       sizer.nextOf(frames.count, frames.bytes);
       let events: ChangeEvent[] | undefined;
       finished = frames.last;
       yield {
         get events() {
-          return (events ??= linesToEvents(plan, linesOf(frames)));
+          return (events ??= holdsLargeRow(frames) ? rowsToEvents(plan, rowsOf(frames)) : linesToEvents(plan, linesOf(frames)));
         },
         bulk: { format: "pg-copy-data", table: plan.target, columns: plan.rawColumns, types: plan.rawTypes, data: frames.data, count: frames.count },
         lastKey,
@@ -383,10 +383,16 @@ function literal(text: string): string {
   return `E'${text.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
 }
 
-/** The key columns' text of one COPY line. */
-function keyOfLine(plan: TablePlan, line: string): string[] {
-  const fields = line.split("\t");
-  return plan.keyIndexes.map((index) => copyField(fields[index]!, plan.rawEscaped[index]!) as string);
+/** The key columns' text of one COPY row; only they become text (a row may be 100 MB). */
+function keyOfRow(plan: TablePlan, row: Buffer): string[] {
+  const bounds: [number, number][] = [];
+  const lastKeyField = Math.max(...plan.keyIndexes);
+  for (let from = 0, to = 0; from <= row.length && bounds.length <= lastKeyField; from = to + 1) {
+    to = row.indexOf(0x09, from);
+    if (to === -1) to = row.length;
+    bounds.push([from, to]);
+  }
+  return plan.keyIndexes.map((index) => copyField(row.toString("utf8", bounds[index]![0], bounds[index]![1]), plan.rawEscaped[index]!) as string);
 }
 
 /** A COPY text field's value: null for `\N`, else the text with its escapes undone. */
@@ -446,6 +452,33 @@ function linesToEvents(plan: TablePlan, lines: readonly string[]): ChangeEvent[]
     events[r] = { op: "read", before: null, after, key, source };
   }
   return events;
+}
+
+/**
+ * A chunk's rows → events when one of them is large: each large row decoded at once from its
+ * bytes (a bytea's hex straight into its bytes, lazy-row.ts), the others lazily as usual.
+ */
+function rowsToEvents(plan: TablePlan, rows: readonly Buffer[]): ChangeEvent[] {
+  const { shape, keyIndexes, source, lazy } = plan;
+  const keyNames = plan.table.keyColumns;
+  const keyValues: Value[] = new Array<Value>(keyIndexes.length).fill(null);
+  return rows.map((bytes): ChangeEvent => {
+    let after: Row;
+    if (bytes.length >= LARGE_MESSAGE_BYTES) {
+      try {
+        after = decodeCopyRow(shape, plan.rawEscaped, bytes);
+      } catch (error) {
+        if (error instanceof ValueDecodeError) throw new ConnectorError(`snapshot from ${plan.where}: ${error.message}`, false, { cause: error });
+        throw error;
+      }
+      for (let k = 0; k < keyIndexes.length; k++) keyValues[k] = after[shape.names[keyIndexes[k]!]!]!;
+    } else {
+      after = lazy.row(bytes.toString("utf8"), keyIndexes, keyValues);
+    }
+    const key: Row = {};
+    for (let k = 0; k < keyIndexes.length; k++) setField(key, keyNames[k]!, keyValues[k]!);
+    return { op: "read", before: null, after, key, source };
+  });
 }
 
 async function toEvents(plan: TablePlan, rows: readonly TextRow[]): Promise<ChangeEvent[]> {
