@@ -107,8 +107,8 @@ class DuckDBReader implements VerifySinkReader {
   }
 
   async table(shown: string): Promise<VerifyTable | undefined> {
-    const name = this.located.get(shown);
-    if (this.connection === null || name === undefined) return undefined;
+    const name = this.located.get(shown) ?? tableFor(shown);
+    if (this.connection === null) return undefined;
     const tables = await this.query(`SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()`);
     const match = tables.find((row) => fold(String(row[0])) === fold(name.schema) && fold(String(row[1])) === fold(name.table));
     if (match === undefined) return undefined;
