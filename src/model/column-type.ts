@@ -119,7 +119,7 @@ export function integerRange(type: Extract<ColumnType, { kind: "integer" }>): { 
  * `decimal(14,2)` and a `decimal(13,3)`, not a `decimal(12,3)`.
  */
 export function fitsIn(from: ColumnType, to: ColumnType): boolean {
-  if (to.kind === "other" || from.kind === "other") return from.kind === to.kind && from.name === (to as { name: string }).name;
+  if (from.kind === "other" || to.kind === "other") return from.kind === "other" && to.kind === "other" && from.name === to.name;
   switch (from.kind) {
     case "integer": {
       const range = integerRange(from);
