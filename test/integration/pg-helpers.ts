@@ -14,6 +14,10 @@ import { lsnToBigInt } from "../../src/model/position.js";
 import type { Value } from "../../src/model/value.js";
 import type { Logger, SourceBatch, SourceCheckpoint, SourceContext, SourceReader } from "../../src/runtime/contracts.js";
 
+/** Replication slots are server-wide: a fixed name would meet the same test run in parallel elsewhere. */
+const RUN = randomBytes(3).toString("hex");
+export const slotName = (name: string): string => `${name}_${RUN}`;
+
 export const PG_HOST = process.env.DTS_TEST_PG_HOST ?? "127.0.0.1";
 export const PG_PORT = Number(process.env.DTS_TEST_PG_PORT ?? 5432);
 export const PG_USER = process.env.DTS_TEST_PG_USER ?? "postgres";

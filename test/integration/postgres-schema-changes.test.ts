@@ -9,7 +9,7 @@
 import { cp } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresSource } from "../../src/connectors/postgres/source.js";
-import { BatchPuller, createDatabase, currentLsn, eventually, recordingLogger, requireLogicalReplication, sourceContext, type ThrowawayDatabase } from "./pg-helpers.js";
+import { BatchPuller, createDatabase, currentLsn, eventually, recordingLogger, requireLogicalReplication, slotName, sourceContext, type ThrowawayDatabase } from "./pg-helpers.js";
 import { columnsOf, pgToPg, rowsOf, type PgToPg } from "./pg-to-pg-helpers.js";
 
 let source: ThrowawayDatabase;
@@ -54,7 +54,7 @@ describe("postgres source: Relation messages become schema changes", () => {
   it("puts each change before the events after it, splitting a transaction there, with the new schema and what changed", async () => {
     await source.sql(`CREATE TABLE relations (id int PRIMARY KEY, n int, label varchar(5) NOT NULL)`);
     const log = recordingLogger();
-    const reader = new PostgresSource(sourceContext({ url: source.url, tables: ["public.relations"], snapshot: "never", slot: "dts_relations", heartbeat_seconds: 0 }, { log }), {
+    const reader = new PostgresSource(sourceContext({ url: source.url, tables: ["public.relations"], snapshot: "never", slot: slotName("dts_relations"), heartbeat_seconds: 0 }, { log }), {
       slotWaitMillis: 500,
       stream: { idleProbeMs: 20 },
     });

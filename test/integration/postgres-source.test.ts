@@ -22,6 +22,7 @@ import {
   eventually,
   recordingLogger,
   requireLogicalReplication,
+  slotName,
   sourceContext,
   type ThrowawayDatabase,
 } from "./pg-helpers.js";
@@ -340,17 +341,17 @@ describe("postgres source", () => {
   it("moves the slot's confirmed_flush_lsn to an acknowledged checkpoint, and only then", async () => {
     const db = await database("acknowledge");
     await db.sql("CREATE TABLE t (id int PRIMARY KEY)");
-    const pg = source(db, { snapshot: "never", slot: "dts_ack_test" });
+    const pg = source(db, { snapshot: "never", slot: slotName("dts_ack_test") });
     await pg.start();
     const puller = new BatchPuller(pg, { acknowledge: false });
     await puller.until((batch) => batch.caughtUp === true);
     await db.sql("INSERT INTO t VALUES (1)");
     const batch = await puller.until((candidate) => candidate.events.length > 0);
     const checkpoint = batch!.checkpoint!;
-    const before = await confirmedFlush(db, "dts_ack_test");
+    const before = await confirmedFlush(db, slotName("dts_ack_test"));
     expect(lsnToBigInt(before!)).toBeLessThan(lsnToBigInt(checkpoint.position!.token));
     await pg.acknowledge(checkpoint);
-    await eventually("confirmed_flush_lsn reaches the checkpoint", async () => (await confirmedFlush(db, "dts_ack_test")) === checkpoint.position!.token);
+    await eventually("confirmed_flush_lsn reaches the checkpoint", async () => (await confirmedFlush(db, slotName("dts_ack_test"))) === checkpoint.position!.token);
   });
 
   it("keeps the slot moving with heartbeats on a quiet database while another database writes WAL", async () => {
@@ -358,18 +359,18 @@ describe("postgres source", () => {
     const busy = await database("busy");
     await quiet.sql("CREATE TABLE t (id int PRIMARY KEY)");
     await busy.sql("CREATE TABLE noise (id serial PRIMARY KEY, payload text)");
-    const pg = source(quiet, { snapshot: "never", slot: "dts_heartbeat_test", heartbeat_seconds: 1 });
+    const pg = source(quiet, { snapshot: "never", slot: slotName("dts_heartbeat_test"), heartbeat_seconds: 1 });
     await pg.start();
     const puller = new BatchPuller(pg);
     await puller.until((batch) => batch.caughtUp === true);
-    const start = await confirmedFlush(quiet, "dts_heartbeat_test");
+    const start = await confirmedFlush(quiet, slotName("dts_heartbeat_test"));
     await busy.sql("INSERT INTO noise (payload) SELECT repeat('x', 500) FROM generate_series(1, 2000)");
     const busyEnd = await currentLsn(busy);
     // No captured change arrives; only heartbeats can move the slot past the other database's WAL.
     const pulling = puller.until(() => false, 10_000).catch(() => {});
-    await eventually("the quiet slot passes the busy database's WAL", async () => lsnToBigInt((await confirmedFlush(quiet, "dts_heartbeat_test"))!) >= lsnToBigInt(busyEnd), 8000);
+    await eventually("the quiet slot passes the busy database's WAL", async () => lsnToBigInt((await confirmedFlush(quiet, slotName("dts_heartbeat_test")))!) >= lsnToBigInt(busyEnd), 8000);
     expect(puller.events).toEqual([]);
-    expect(lsnToBigInt((await confirmedFlush(quiet, "dts_heartbeat_test"))!)).toBeGreaterThan(lsnToBigInt(start!));
+    expect(lsnToBigInt((await confirmedFlush(quiet, slotName("dts_heartbeat_test")))!)).toBeGreaterThan(lsnToBigInt(start!));
     await pg.close();
     await pulling;
   });
@@ -377,7 +378,7 @@ describe("postgres source", () => {
   it("bounds memory on a large backlog: the socket is paused while nobody pulls", async () => {
     const db = await database("backlog");
     await db.sql("CREATE TABLE big (id int PRIMARY KEY, payload text)");
-    const pg = source(db, { snapshot: "never", slot: "dts_backlog_test" }, { tuning: { slotWaitMillis: 500, stream: { idleProbeMs: 50 } } });
+    const pg = source(db, { snapshot: "never", slot: slotName("dts_backlog_test") }, { tuning: { slotWaitMillis: 500, stream: { idleProbeMs: 50 } } });
     await pg.start();
     const puller = new BatchPuller(pg, { keepEvents: false });
     await puller.until((batch) => batch.caughtUp === true);
@@ -486,7 +487,7 @@ describe("postgres source", () => {
     await db.sql("CREATE TABLE t (id int PRIMARY KEY)");
     const [{ setting }] = await db.sql<{ setting: string }>("SELECT current_setting('max_slot_wal_keep_size') AS setting");
     const log = recordingLogger();
-    const reader = source(db, { snapshot: "never", slot: "dts_walkeep" }, { log });
+    const reader = source(db, { snapshot: "never", slot: slotName("dts_walkeep") }, { log });
     await reader.start();
     const warnings = log.lines.filter((line) => line.level === "warn" && line.message.includes("max_slot_wal_keep_size")).map((line) => line.message);
     // The test server keeps the default; the warning follows whatever it says.
@@ -494,10 +495,10 @@ describe("postgres source", () => {
       setting === "-1"
         ? [
             `PostgreSQL at ${new URL(db.url).host} has max_slot_wal_keep_size = -1: while this pipeline is stopped or behind, its ` +
-              "replication slot dts_walkeep keeps every WAL file written since its position, without bound, until the server's disk is full. Bound " +
+              `replication slot ${slotName("dts_walkeep")} keeps every WAL file written since its position, without bound, until the server's disk is full. Bound ` +
               "it: ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (a slot that falls further behind is then invalidated: " +
               "the pipeline stops, and must copy its tables again). When the pipeline is retired, remove its slot: dts drop <pipeline file>, or " +
-              "SELECT pg_drop_replication_slot('dts_walkeep')",
+              `SELECT pg_drop_replication_slot('${slotName("dts_walkeep")}')`,
           ]
         : [],
     );
@@ -537,14 +538,14 @@ describe("postgres source", () => {
 
     // A slot held by another program stops the pipeline; held under this pipeline's own name
     // (another dts-run of it, or its previous connection) the error is retriable.
-    const holder = source(db, { tables: ["public.orders"], slot: "dts_busy_slot", snapshot: "never" }, { name: "elsewhere" });
+    const holder = source(db, { tables: ["public.orders"], slot: slotName("dts_busy_slot"), snapshot: "never" }, { name: "elsewhere" });
     await holder.start();
     const holding = new BatchPuller(holder);
     await holding.until((batch) => batch.caughtUp === true);
-    expect((await failure({ tables: ["public.orders"], slot: "dts_busy_slot", snapshot: "never" })).message).toMatch(
-      /replication slot dts_busy_slot at 127\.0\.0\.1:5432 is in use by process \d+ \(dts test\.elsewhere/,
+    expect((await failure({ tables: ["public.orders"], slot: slotName("dts_busy_slot"), snapshot: "never" })).message).toMatch(
+      /replication slot dts_busy_slot_[0-9a-f]+ at 127\.0\.0\.1:5432 is in use by process \d+ \(dts test\.elsewhere/,
     );
-    const twin = source(db, { tables: ["public.orders"], slot: "dts_busy_slot", snapshot: "never" }, { name: "elsewhere" });
+    const twin = source(db, { tables: ["public.orders"], slot: slotName("dts_busy_slot"), snapshot: "never" }, { name: "elsewhere" });
     const busy = await twin.start().then(
       () => null,
       (error: unknown) => error as ConnectorError,

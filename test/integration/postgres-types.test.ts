@@ -13,7 +13,7 @@ import type { Row, Value } from "../../src/model/value.js";
 import { PostgresSource } from "../../src/connectors/postgres/source.js";
 import { describeTables } from "../../src/connectors/postgres/tables.js";
 import { typesRows, typesSchema } from "./types-fixture.js";
-import { BatchPuller, createDatabase, currentLsn, recordingLogger, requireLogicalReplication, sourceContext, type ThrowawayDatabase } from "./pg-helpers.js";
+import { BatchPuller, createDatabase, currentLsn, recordingLogger, requireLogicalReplication, slotName, sourceContext, type ThrowawayDatabase } from "./pg-helpers.js";
 
 /** A value with its kind spelled out, so that 1 and 1n, or 1.5 and 1.50, differ. */
 function tagged(value: Value | undefined): unknown {
@@ -179,7 +179,7 @@ describe("postgres source types", () => {
     // Random (incompressible) text of 100 kB is stored out of line.
     await db.sql("INSERT INTO docs SELECT 1, 'one', string_agg(md5(random()::text), '') FROM generate_series(1, 3200)");
     const body = (await db.sql("SELECT body FROM docs WHERE id = 1"))[0]!.body as string;
-    const source = open({ tables: ["public.docs"], snapshot: "never", slot: "dts_types_toast" });
+    const source = open({ tables: ["public.docs"], snapshot: "never", slot: slotName("dts_types_toast") });
     await source.start();
     const puller = new BatchPuller(source);
     await puller.until((batch) => batch.caughtUp === true);
@@ -196,7 +196,7 @@ describe("postgres source types", () => {
 
   it("decodes a column whose type was created after the stream started (enum, domain and their arrays)", async () => {
     await db.sql("CREATE TABLE later (id int PRIMARY KEY)");
-    const source = open({ tables: ["public.later"], snapshot: "never", slot: "dts_types_later" });
+    const source = open({ tables: ["public.later"], snapshot: "never", slot: slotName("dts_types_later") });
     await source.start();
     const puller = new BatchPuller(source);
     await puller.until((batch) => batch.caughtUp === true);
