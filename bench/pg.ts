@@ -21,6 +21,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { compared, type BenchContext } from "./report.js";
 import { adminQuery, createBenchDatabase, fillOrdersSql, ordersTableSql, PG_HOST, PG_PORT, type BenchDatabase } from "./support.js";
 
 const DTS_RUN = fileURLToPath(new URL("../src/cli/dts-run.js", import.meta.url));
@@ -31,8 +32,8 @@ interface Timed {
   readonly output: string;
 }
 
-export async function benchPg(args: readonly string[]): Promise<void> {
-  const rows = Number(args[0] ?? 1_000_000);
+export async function benchPg(args: readonly string[], bench: BenchContext): Promise<void> {
+  const rows = Number(args[0] ?? (bench.quick ? 100_000 : 1_000_000));
   const changes = Number(args[1] ?? rows);
   const source = await createBenchDatabase("pg_src");
   const target = await createBenchDatabase("pg_dst");
@@ -74,6 +75,7 @@ flow s -> d
     line("");
     line(row("full load", "COPY | COPY (psql)", pipe.seconds, rows));
     line(row("", 'dts-run, snapshot "only"', snapshot.seconds, rows, pipe.seconds));
+    bench.record(compared("pg: full load PG→PG vs psql COPY pipe", Math.round(rows / snapshot.seconds), "rows/s", Math.round(rows / pipe.seconds), pipe.seconds / snapshot.seconds, TARGET));
 
     // ---------------------------------------------------------------- CDC drain
     // Two slots for each side, all made before the workload, so that each side drains the same
@@ -129,6 +131,7 @@ flow s -> nowhere
     const drain = dtsA.seconds <= dtsB.seconds ? dtsA : dtsB;
     line(row("CDC drain", "pg_recvlogical", recv.seconds, changes) + `   (runs: ${recvA.seconds.toFixed(2)}, ${recvB.seconds.toFixed(2)} s)`);
     line(row("", "dts-run → discard", drain.seconds, changes, recv.seconds) + `   (runs: ${dtsA.seconds.toFixed(2)}, ${dtsB.seconds.toFixed(2)} s)`);
+    bench.record(compared("pg: CDC drain vs pg_recvlogical", Math.round(changes / drain.seconds), "changes/s", Math.round(changes / recv.seconds), recv.seconds / drain.seconds, TARGET));
     line("");
     line(`full load ratio ${(pipe.seconds / snapshot.seconds).toFixed(2)} (target ${TARGET}); CDC drain ratio ${(recv.seconds / drain.seconds).toFixed(2)} (target ${TARGET})`);
     await adminQuery(source.url, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)", [[...dtsSlots, ...recvSlots]]);
