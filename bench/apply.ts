@@ -185,7 +185,9 @@ async function untilRow(db: BenchDatabase, query: string, timeoutMs = 600_000): 
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const dtsRun = (file: string, extra: readonly string[]) => command(process.execPath, [DTS_RUN, file, "--log-level", "warn", ...extra]);
+/** DTS_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles dts's side. */
+const nodeArgs = (process.env.DTS_BENCH_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+const dtsRun = (file: string, extra: readonly string[]) => command(process.execPath, [...nodeArgs, DTS_RUN, file, "--log-level", "warn", ...extra]);
 
 function command(program: string, args: readonly string[]): Promise<{ seconds: number }> {
   return new Promise((resolve, reject) => {
