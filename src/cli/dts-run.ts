@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `dts-run FILE.dts [--until-caught-up] [--log-level debug|info|warn|error]` — runs a pipeline.
+ * `dts-run FILE.dts [--until-caught-up] [--log-level debug|info|warn|error] [--metrics PORT]` —
+ * runs a pipeline.
  * `--help` and `--version` print the usage and the version.
  *
  * Exit codes (also in docs/running.md):
@@ -21,11 +22,13 @@
  * JSON log lines. Errors are one line (`dts-run: error: ...`); the stack trace only with
  * --log-level debug.
  */
+import { randomBytes } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { compileFile } from "../compile.js";
 import type { Plan } from "../plan/types.js";
 import { createLogger, isLogLevel, LOG_LEVELS, streamLineSink, type LineSink, type LogLevel } from "../runtime/log.js";
 import { Metrics } from "../runtime/metrics.js";
+import { startMetricsEndpoint, type MetricsEndpoint } from "../runtime/metrics-endpoint.js";
 import { ProgressDisplay } from "../runtime/progress.js";
 import { PipelineFailure, runPipeline, type FailureKind, type RunSummary } from "../runtime/run.js";
 import { describeOptions, dtsVersion, parseCommandLine, type OptionTable } from "./command-line.js";
@@ -33,9 +36,10 @@ import { describeOptions, dtsVersion, parseCommandLine, type OptionTable } from 
 const options: OptionTable = {
   "until-caught-up": { type: "boolean", description: "stop once every source has nothing more to send and everything read is durable" },
   "log-level": { type: "string", value: "LEVEL", description: `the least important log records shown: ${LOG_LEVELS.join(", ")} (default info)` },
+  metrics: { type: "string", value: "PORT", description: "serve Prometheus metrics (/metrics) and the probes /healthz and /readyz on this port" },
 };
 
-const usage = `usage: dts-run FILE.dts [--until-caught-up] [--log-level ${LOG_LEVELS.join("|")}]
+const usage = `usage: dts-run FILE.dts [--until-caught-up] [--log-level ${LOG_LEVELS.join("|")}] [--metrics PORT]
 
 Runs the pipeline: a snapshot, then changes, until stopped (or until caught up).
 
@@ -51,6 +55,7 @@ interface Arguments {
   readonly file: string;
   readonly untilCaughtUp: boolean;
   readonly logLevel: LogLevel;
+  readonly metricsPort: number | undefined;
 }
 
 type Invocation = { readonly kind: "run"; readonly args: Arguments } | { readonly kind: "help" | "version" } | { readonly kind: "usage-error"; readonly message: string };
@@ -63,7 +68,12 @@ function parseArguments(argv: readonly string[]): Invocation {
   if (typeof level !== "string" || !isLogLevel(level)) return bad(`--log-level is one of ${LOG_LEVELS.join(", ")}, not ${String(level)}`);
   if (parsed.positionals.length === 0) return bad("no pipeline file given");
   if (parsed.positionals.length > 1) return bad("dts-run takes one pipeline file");
-  return { kind: "run", args: { file: parsed.positionals[0]!, untilCaughtUp: parsed.values["until-caught-up"] === true, logLevel: level } };
+  const port = parsed.values["metrics"];
+  if (port !== undefined && (typeof port !== "string" || !/^\d{1,5}$/.test(port) || Number(port) > 65535)) return bad(`--metrics takes a port number (0 to 65535), not ${String(port)}`);
+  return {
+    kind: "run",
+    args: { file: parsed.positionals[0]!, untilCaughtUp: parsed.values["until-caught-up"] === true, logLevel: level, metricsPort: port === undefined ? undefined : Number(port) },
+  };
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -101,7 +111,25 @@ async function runFile(args: Arguments): Promise<number> {
   // The progress line would be torn apart by a sink printing to the same terminal.
   const progress = terminal && !(process.stdout.isTTY && writesToStdout(plan)) ? new ProgressDisplay(metrics, process.stderr) : undefined;
   const lines: LineSink = progress ?? streamLineSink(process.stderr);
-  const log = createLogger({ level: args.logLevel, format: terminal ? "text" : "json", out: lines });
+  // Every record names the pipeline and this run, so that the logs of several runs can be told apart.
+  const runId = randomBytes(6).toString("hex");
+  const log = createLogger({ level: args.logLevel, format: terminal ? "text" : "json", out: lines }, { pipeline: plan.pipeline.name, run_id: runId });
+  let endpoint: MetricsEndpoint | undefined;
+  if (args.metricsPort !== undefined) {
+    try {
+      endpoint = await startMetricsEndpoint({
+        port: args.metricsPort,
+        pipeline: plan.pipeline.name,
+        runId,
+        metrics,
+        connectors: new Map([...plan.sources, ...plan.sinks].map((c) => [c.name, c.connector])),
+      });
+      log.info("serving metrics", { url: `http://127.0.0.1:${endpoint.port}/metrics`, probes: ["/healthz", "/readyz"] });
+    } catch (error) {
+      process.stderr.write(`dts-run: error: cannot serve metrics on port ${args.metricsPort}: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
 
   const stop = new AbortController();
   let signals = 0;
@@ -141,6 +169,7 @@ async function runFile(args: Arguments): Promise<number> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    await endpoint?.close();
   }
 }
 

@@ -210,7 +210,7 @@ class PipelineRun {
             name: sink.name,
             options: connectorOptions(resolved),
             eventOptions: resolved.eventOptions,
-            log: log.child({ sink: sink.name }),
+            log: log.child({ sink: sink.name, connector: sink.connector }),
             baseDir: options.baseDir,
             // Sources start after sinks, so the reader is looked up when a sink first asks.
             describeSource: (event) => this.describeSource(event),
@@ -236,7 +236,7 @@ class PipelineRun {
       const writer = created.get(sink.name)!;
       // Closed at the end from here on, also when its start fails.
       this.writers.set(sink.name, writer);
-      const sinkLog = log.child({ sink: sink.name });
+      const sinkLog = log.child({ sink: sink.name, connector: sink.connector });
       try {
         await withRetry(`starting sink ${sink.name}`, () => writer.start(), { policy: this.retryOf(`sink ${sink.name}`), log: sinkLog, signal: this.stop.signal });
       } catch (error) {
@@ -269,6 +269,7 @@ class PipelineRun {
       initial,
       acknowledge: async (source, checkpoint) => {
         await this.pumps.get(source)?.reader?.acknowledge(checkpoint);
+        this.metrics.source(source).acknowledgedMs = Date.now();
       },
       onFatal: (error) => this.fail(error, "checkpoint store"),
       onRetired: (source) => this.pumps.get(source)?.retired(),
@@ -284,8 +285,9 @@ class PipelineRun {
         sink.name,
         new SinkWorker(sink.name, this.writers.get(sink.name)!, {
           retry: this.retryOf(`sink ${sink.name}`),
-          log: log.child({ sink: sink.name }),
+          log: log.child({ sink: sink.name, connector: sink.connector }),
           counters: this.metrics.sink(sink.name),
+          metrics: this.metrics,
           onFatal: (error) => this.fail(error, `sink ${sink.name}`),
           beforeWrite: () => gate.wait(),
         }),
@@ -305,7 +307,7 @@ class PipelineRun {
     const inFlightLimit = Math.max(1, options.inFlightBatches ?? DEFAULT_IN_FLIGHT_BATCHES);
     for (const source of plan.sources) {
       const resolved = startValues.sources.get(source.name)!;
-      const sourceLog = log.child({ source: source.name });
+      const sourceLog = log.child({ source: source.name, connector: source.connector });
       const factory = sourceFactories.get(source.name)!;
       this.sourceConnectors.set(source.name, source.connector);
       this.pumps.set(
@@ -331,6 +333,7 @@ class PipelineRun {
           retry: this.retryOf(`source ${source.name}`),
           log: sourceLog,
           counters: this.metrics.source(source.name),
+          metrics: this.metrics,
           stop: this.stop.signal,
           onProgress: () => this.checkCaughtUp(),
         }),

@@ -20,10 +20,10 @@
  * The queue needs no bound of its own: every item belongs to a batch that holds one of its
  * source's in-flight slots, so the total is bounded by sources × in-flight limit.
  */
-import type { BulkRows, Rejection, SinkBatch, SinkEvent, SinkSchemaChange, SinkWriter, SourceCheckpoint, SourceTransaction } from "./contracts.js";
+import { batchSize, type BulkRows, type Rejection, type SinkBatch, type SinkEvent, type SinkSchemaChange, type SinkWriter, type SourceCheckpoint, type SourceTransaction } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { RunLogger } from "./log.js";
-import type { SinkCounters } from "./metrics.js";
+import type { Metrics, SinkCounters } from "./metrics.js";
 import { Outage, withRetry, type RetryPolicy } from "./retry.js";
 
 export interface SinkWorkItem {
@@ -45,6 +45,8 @@ export interface SinkWorkerOptions {
   readonly retry: RetryPolicy;
   readonly log: RunLogger;
   readonly counters: SinkCounters;
+  /** Where errors are counted by code and each write is told of (the metrics endpoint). */
+  readonly metrics?: Pick<Metrics, "countError" | "writes">;
   /** The write failed for good; the runner stops the pipeline. */
   readonly onFatal: (error: unknown) => void;
   readonly maxEventsPerWrite?: number;
@@ -153,13 +155,19 @@ export class SinkWorker {
         if (beforeWrite !== undefined) await beforeWrite();
         return this.writer.write(batch);
       };
+      const started = performance.now();
       const rejections = await withRetry(`writing to sink ${this.name}`, attempt, {
         policy: this.options.retry,
         log: this.options.log,
-        onRetry: () => this.options.counters.retries++,
+        onRetry: (error) => {
+          this.options.counters.retries++;
+          this.options.counters.failing = true;
+          this.options.metrics?.countError(error);
+        },
         outage: this.outage,
       });
       this.outage.recovered();
+      this.options.counters.failing = false;
       if (this.stopped) return;
       if (rejections.length > 0 && batch.checkpoints !== undefined) {
         // The contract: a sink that rejects any event of a batch does not store the batch's
@@ -173,9 +181,11 @@ export class SinkWorker {
       counters.writes++;
       counters.events += items.reduce((sum, item) => sum + countOf(item), 0) - rejections.length;
       counters.rejected += rejections.length;
+      this.options.metrics?.writes?.written(this.name, batchSize(batch), (performance.now() - started) / 1000);
       distribute(items, rejections);
     } catch (error) {
       if (this.stopped) return;
+      this.options.metrics?.countError(error);
       this.stopped = true;
       this.queue = [];
       this.wake();

@@ -15,7 +15,7 @@
 import { batchSize, type SourceBatch, type SourceCheckpoint, type SourceReader } from "./contracts.js";
 import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { RunLogger } from "./log.js";
-import type { SourceCounters } from "./metrics.js";
+import type { Metrics, SourceCounters } from "./metrics.js";
 import { isRetriable, messageOf, Outage, RetriesExhaustedError, retryFields, sleep, withRetry, type RetryPolicy } from "./retry.js";
 
 /** A reader that ran this long before it failed had recovered, even if it sent no batch. */
@@ -32,6 +32,8 @@ export interface SourcePumpOptions {
   readonly retry: RetryPolicy;
   readonly log: RunLogger;
   readonly counters: SourceCounters;
+  /** Where errors are counted by code (the metrics endpoint). */
+  readonly metrics?: Pick<Metrics, "countError">;
   /** Aborted when the pipeline stops pulling (signal, caught up, or a failure). */
   readonly stop: AbortSignal;
   /** A batch arrived, or the source ended: the runner checks whether everything is caught up. */
@@ -89,8 +91,12 @@ export class SourcePump {
           outage.recovered();
           const batch = next.value;
           counters.batches++;
-          counters.events += batchSize(batch);
+          counters.failing = false;
+          const events = batchSize(batch);
+          counters.events += events;
           counters.caughtUp = batch.caughtUp === true;
+          // Read only when the batch's events exist already: a bulk batch's events are made on demand.
+          if (events > 0 && batch.bulk === undefined) counters.lastCommitMs = batch.events[batch.events.length - 1]!.source.ts.toEpochMillis();
           if (!this.options.dispatch(batch)) return;
           this.options.onProgress();
         }
@@ -99,7 +105,9 @@ export class SourcePump {
         void Promise.resolve(iterator.return?.()).catch(() => {});
         return;
       } catch (error) {
+        this.options.metrics?.countError(error);
         if (!isRetriable(error) || stop.aborted) throw error;
+        counters.failing = true;
         if (performance.now() - started >= STABLE_READER_MS) outage.recovered();
         const step = outage.failed();
         if (step.giveUp) throw new RetriesExhaustedError(`reading source ${name}`, step, retry.retryForMs, error);

@@ -71,7 +71,7 @@ function eventItem(ids: readonly number[]): TestItem {
 
 function workerOf(sinkOptions: HandSinkOptions, maxEventsPerWrite?: number) {
   const sink = new HandSink(sinkOptions);
-  const counters: SinkCounters = { events: 0, writes: 0, rejected: 0, retries: 0 };
+  const counters: SinkCounters = { events: 0, writes: 0, rejected: 0, retries: 0, failing: false };
   const fatal: unknown[] = [];
   const worker = new SinkWorker("out", sink, {
     retry: fastRetry,
