@@ -787,7 +787,7 @@ export class PostgresSink implements SinkWriter {
       for (const group of plan.upserts.values()) {
         for (let i = 0; i < group.length; i += this.options.batchSize) {
           const rows = i === 0 && group.length <= this.options.batchSize ? group : group.slice(i, i + this.options.batchSize);
-          if (method === "copy") await this.copyRows(session, table, rows[0]!.columns!.names, (sql) => copyIn(client, sql, rows), plan.fresh);
+          if (method === "copy" && rows.length > SMALL_GROUP) await this.copyRows(session, table, rows[0]!.columns!.names, (sql) => copyIn(client, sql, rows), plan.fresh);
           else await this.unnestRows(client, table, rows);
         }
       }
@@ -795,7 +795,7 @@ export class PostgresSink implements SinkWriter {
       for (const group of plan.updates.values()) {
         for (let i = 0; i < group.length; i += this.options.batchSize) {
           const rows = group.slice(i, i + this.options.batchSize);
-          if (method === "copy") await this.copyUpdate(session, table, rows);
+          if (method === "copy" && rows.length > SMALL_GROUP) await this.copyUpdate(session, table, rows);
           else await this.unnestUpdate(client, table, rows);
         }
       }
@@ -970,6 +970,13 @@ const NO_NAMES: readonly string[] = [];
 
 /** Batches of fresh rows that go through staging after a direct COPY met an existing key. */
 const STAGED_AFTER_CONFLICT = 8;
+
+/**
+ * Rows of one table and column list at most this many go by one prepared UNNEST statement even
+ * with the COPY method: a staging table costs three round trips more (COPY, then the upsert from
+ * it, and emptying it), which is most of the time of a small transaction applied as it streams.
+ */
+const SMALL_GROUP = 64;
 
 /** One connection and what lives in its server session. */
 class Session {
