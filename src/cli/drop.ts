@@ -14,12 +14,14 @@
  * was no), 2 not confirmed (no --yes and no terminal), 3 a server could not be reached or
  * refused a statement.
  */
+import { rm } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { DropItem } from "../connectors/capabilities.js";
 import { findSink, findSource } from "../connectors/registry.js";
 import type { Logger } from "../runtime/contracts.js";
 import { pipelineCheckpoints } from "../runtime/pipeline-checkpoints.js";
 import { PipelineLockedError } from "../runtime/run-lock.js";
+import { runReportPath } from "../runtime/run-report.js";
 import { contextOf, loadPipeline, runTool, ToolError } from "./pipeline-tools.js";
 
 const TOOL = "dts drop";
@@ -70,7 +72,10 @@ export async function run(file: string, options: DropOptions): Promise<number> {
           });
         }
       }
+      // The last run's figures (run-report.ts) describe a pipeline that is going: gone with it, unlisted.
+      const report = runReportPath(pipeline.baseDir, name);
       if (items.length === 0) {
+        await rm(report, { force: true });
         say(`nothing to remove: pipeline "${name}" keeps no slot, publication or checkpoint`);
         return 0;
       }
@@ -89,6 +94,7 @@ export async function run(file: string, options: DropOptions): Promise<number> {
         await item.remove();
         say(`removed ${item.what}`);
       }
+      await rm(report, { force: true });
       return 0;
     } finally {
       await release?.().catch(() => {});

@@ -29,6 +29,7 @@ import type { Plan } from "../plan/types.js";
 import { createLogger, isLogLevel, LOG_LEVELS, streamLineSink, type LineSink, type LogLevel } from "../runtime/log.js";
 import { Metrics } from "../runtime/metrics.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "../runtime/metrics-endpoint.js";
+import { runReportPath, startRunReports, type RunReporter } from "../runtime/run-report.js";
 import { ProgressDisplay } from "../runtime/progress.js";
 import { PipelineFailure, runPipeline, type FailureKind, type RunSummary } from "../runtime/run.js";
 import { describeOptions, dtsVersion, parseCommandLine, type OptionTable } from "./command-line.js";
@@ -114,6 +115,7 @@ async function runFile(args: Arguments): Promise<number> {
   // Every record names the pipeline and this run, so that the logs of several runs can be told apart.
   const runId = randomBytes(6).toString("hex");
   const log = createLogger({ level: args.logLevel, format: terminal ? "text" : "json", out: lines }, { pipeline: plan.pipeline.name, run_id: runId });
+  const connectors = new Map([...plan.sources, ...plan.sinks].map((c) => [c.name, c.connector]));
   let endpoint: MetricsEndpoint | undefined;
   if (args.metricsPort !== undefined) {
     try {
@@ -122,7 +124,7 @@ async function runFile(args: Arguments): Promise<number> {
         pipeline: plan.pipeline.name,
         runId,
         metrics,
-        connectors: new Map([...plan.sources, ...plan.sinks].map((c) => [c.name, c.connector])),
+        connectors,
       });
       log.info("serving metrics", { url: `http://127.0.0.1:${endpoint.port}/metrics`, probes: ["/healthz", "/readyz"] });
     } catch (error) {
@@ -145,6 +147,9 @@ async function runFile(args: Arguments): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
+  // Started once the run holds the pipeline's lock, so that a refused second run leaves the report alone.
+  let reporter: RunReporter | undefined;
+  let how = "ended by an internal error";
   progress?.start();
   try {
     const summary = await runPipeline(plan, {
@@ -153,13 +158,18 @@ async function runFile(args: Arguments): Promise<number> {
       signal: stop.signal,
       log,
       metrics,
+      onLocked: () => {
+        reporter = startRunReports({ path: runReportPath(dirname(resolve(args.file)), plan.pipeline.name), pipeline: plan.pipeline.name, runId, metrics, connectors });
+      },
     });
     progress?.stop();
     logSummary(log, summary);
+    how = `stopped normally (${summary.stoppedBy})`;
     return 0;
   } catch (error) {
     progress?.stop();
     if (!(error instanceof PipelineFailure)) throw error;
+    how = `failed: ${error.message}`;
     process.stderr.write(`dts-run: error: ${error.message}\n`);
     if (args.logLevel === "debug") process.stderr.write(`${stackOf(error)}\n`);
     if (error.summary !== undefined) {
@@ -170,6 +180,7 @@ async function runFile(args: Arguments): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await endpoint?.close();
+    await reporter?.end(how);
   }
 }
 

@@ -13,6 +13,8 @@
 import { findSource } from "../connectors/registry.js";
 import type { SourceCheckpoint } from "../runtime/contracts.js";
 import { pipelineCheckpoints } from "../runtime/pipeline-checkpoints.js";
+import { runReportPath, type RunReport } from "../runtime/run-report.js";
+import { readFile } from "node:fs/promises";
 import { contextOf, formatTable, loadPipeline, runTool } from "./pipeline-tools.js";
 
 const TOOL = "dts status";
@@ -36,6 +38,7 @@ export async function run(file: string): Promise<number> {
       if (Object.keys(checkpoints).length === 0) where += " (none yet)";
     }
     process.stdout.write(`pipeline ${pipeline.plan.pipeline.name}: checkpoints ${where}\n`);
+    process.stdout.write(await describeRun(runReportPath(pipeline.baseDir, pipeline.plan.pipeline.name)));
     const retained: string[] = [];
     for (const source of pipeline.plan.sources) {
       const checkpoint = checkpoints[source.name];
@@ -60,6 +63,45 @@ export async function run(file: string): Promise<number> {
     }
     return 0;
   });
+}
+
+/** The figures the pipeline's run reports (run-report.ts): the one running now, or the last. */
+async function describeRun(path: string): Promise<string> {
+  let report: RunReport;
+  try {
+    report = JSON.parse(await readFile(path, "utf8")) as RunReport;
+  } catch {
+    return "run: no report of a run here yet\n";
+  }
+  const age = seconds((Date.now() - Date.parse(report.updated)) / 1000);
+  const state =
+    report.ended !== undefined
+      ? `last run ${report.run_id} (pid ${report.pid}) ${report.ended.how}, at ${report.ended.at}`
+      : alive(report.pid)
+        ? `running: run ${report.run_id}, pid ${report.pid}, since ${report.started}; figures as of ${age} ago`
+        : `run ${report.run_id} (pid ${report.pid}) is gone without ending (killed?); its figures as of ${report.updated}`;
+  const rows: string[][] = [["", "connector", "events", "state", "lag", "retries / restarts"]];
+  for (const [name, s] of Object.entries(report.sources)) {
+    rows.push([`source ${name}`, s.connector, String(s.events), s.failing ? "failing, retrying" : s.caught_up ? "caught up" : "reading", s.lag_seconds === null ? "-" : `${s.lag_seconds} s`, String(s.restarts)]);
+  }
+  for (const [name, s] of Object.entries(report.sinks)) {
+    rows.push([`sink ${name}`, s.connector, `${s.events} written${s.rejected > 0 ? `, ${s.rejected} rejected` : ""}`, s.failing ? "failing, retrying" : "writing", "-", String(s.retries)]);
+  }
+  const errors = Object.entries(report.errors).map(([code, n]) => `${code} ×${n}`);
+  return (
+    `run: ${state}\n${formatTable(rows)}\n` +
+    (report.dead_lettered > 0 ? `  dead-lettered: ${report.dead_lettered}\n` : "") +
+    (errors.length > 0 ? `  errors met: ${errors.join(", ")}\n` : "")
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 function describeCheckpoint(checkpoint: SourceCheckpoint | undefined, savedAt: Date | undefined): string {

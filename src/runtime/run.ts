@@ -83,6 +83,8 @@ export interface RunOptions {
   readonly checkpointStore?: CheckpointStore;
   /** The least time between two checkpoint saves while running (`CHECKPOINT_SAVE_INTERVAL_MS`). */
   readonly checkpointSaveIntervalMs?: number;
+  /** Called once the run holds the pipeline's lock: from here on it is the pipeline's one run. */
+  readonly onLocked?: () => void;
 }
 
 export async function runPipeline(plan: Plan, options: RunOptions): Promise<RunSummary> {
@@ -397,6 +399,11 @@ class PipelineRun {
   }
 
   private async lock(store: CheckpointStore): Promise<void> {
+    await this.takeLock(store);
+    this.options.onLocked?.();
+  }
+
+  private async takeLock(store: CheckpointStore): Promise<void> {
     if (store.lock === undefined) return;
     this.releaseLock = await withRetry("taking the pipeline's lock", () => store.lock!({ log: this.log, onLost: (error) => this.lockLost(store, error) }), {
       policy: this.storeRetry(),

@@ -8,7 +8,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { requireBuild, startDtsRun, tempFolder, waitFor } from "../cli-process.js";
+import { requireBuild, runDts, startDtsRun, tempFolder, waitFor } from "../cli-process.js";
 
 const PIPELINE = `
 pipeline watched
@@ -58,9 +58,17 @@ describe("dts-run --metrics", () => {
     expect(sample(second, "dts_source_events_total", 'source="shop"')).toBeGreaterThan(sample(first, "dts_source_events_total", 'source="shop"'));
     expect(sample(second, "dts_sink_writes_total", 'sink="out"')).toBeGreaterThan(sample(first, "dts_sink_writes_total", 'sink="out"'));
 
+    // dts status reads the same figures from the run's report beside the pipeline.
+    await waitFor("a run report", async () => /running: run [0-9a-f]{12}/.test((await runDts(["status", "p.dts"], { cwd: folder })).stdout), 30_000, 500);
+    const running = await runDts(["status", "p.dts"], { cwd: folder });
+    expect(running.stdout).toMatch(/source shop\s+datagen\s+\d+\s+reading/);
+    expect(running.stdout).toMatch(/sink out\s+jsonl\s+\d+ written\s+writing/);
+
     run.child.kill("SIGTERM");
     const done = await run.done;
     expect(done.code).toBe(0);
+    const after = await runDts(["status", "p.dts"], { cwd: folder });
+    expect(after.stdout).toMatch(/run: last run [0-9a-f]{12} \(pid \d+\) stopped normally \(signal\)/);
     const records = done.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
     const summary = records.find((r) => r["msg"] === "done")!;
     const written = (summary["written"] as Record<string, number>)["out"]!;
