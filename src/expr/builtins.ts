@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import { Decimal, MAX_DECIMAL_SCALE } from "../model/decimal.js";
-import { canonicalJson, decodeJson } from "../model/json.js";
+import { canonicalJson, decodeJson, jsonDocument } from "../model/json.js";
 import { Timestamp } from "../model/timestamp.js";
 import { isIntegerValue, isNumeric, isRecord, normalizeInteger, typeOf, type NumericValue, type Value } from "../model/value.js";
 import type { PlanExpr } from "../plan/types.js";
@@ -336,6 +336,13 @@ export function envValue(name: string, text: string | undefined, fallback: { val
       }
       return (kind === "list" ? Array.isArray(parsed) : isRecord(parsed)) ? parsed : fail(`a JSON ${kind}`);
     }
+    case "json-null":
+      // No literal is a JSON null, so no default has this type; a JSON document is the fit.
+      try {
+        return jsonDocument(decodeJson(t));
+      } catch {
+        return fail("JSON");
+      }
     default: {
       const unreachable: never = kind;
       return unreachable;

@@ -27,6 +27,9 @@
  *   - `x in list` is true when some item `== x` (so `null in [null]` is true); `x in null` is
  *     null; `null in "text"` is null
  *   - a filter treats a null condition as false (the runtime's rule)
+ *   - a JSON null (JSON_NULL, a json column holding the document `null`) is a value, not null:
+ *     `is null` is false, `==` tells it from null, `??` and `coalesce` keep it, `json()` prints
+ *     "null"; a member or an index of it is null, as of null
  * Run-time type errors (`"a" * 2` when a column turns out to be text) throw ExpressionError.
  */
 import { Decimal } from "../model/decimal.js";
@@ -38,6 +41,7 @@ import {
   getField,
   isNumeric,
   isRecord,
+  JsonNull,
   normalizeInteger,
   setField,
   typeOf,
@@ -365,7 +369,7 @@ class Compiler {
     const objectFn = object.fn;
     return combine([object], (ctx) => {
       const o = objectFn(ctx);
-      if (o === null) return null;
+      if (o === null || o instanceof JsonNull) return null;
       if (isRecord(o)) return getField(o, name);
       return typeError(`${typeOf(o)} has no fields; ${name} cannot be read from it`, expr);
     });
@@ -378,7 +382,7 @@ class Compiler {
     const indexFn = index.fn;
     return combine([object, index], (ctx) => {
       const o = objectFn(ctx);
-      if (o === null) return null;
+      if (o === null || o instanceof JsonNull) return null;
       const i = indexFn(ctx);
       if (i === null) return null;
       if (Array.isArray(o)) {

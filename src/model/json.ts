@@ -2,7 +2,8 @@
  * Lossless JSON for values and change events — a public format: the jsonl sink writes it, the
  * jsonl source reads it back, `json()` and `hash()` print it.
  *
- *   null, booleans   as JSON
+ *   null, booleans   as JSON; JSON_NULL (a json column's JSON null, src/model/value.ts) is
+ *                    `null` too: in JSON text a JSON null and an SQL NULL column are one
  *   integers         JSON numbers with every digit: `9223372036854775807`, never rounded
  *   floats           JSON numbers in the shortest text that reads back as the same double;
  *                    an integral float beyond 2^53 gets `.0` so it still reads as non-integer;
@@ -20,6 +21,10 @@
  *   a record whose only field is named `$bytes` or `$record` is wrapped as {"$record": {...}},
  *   so that no record reads back as bytes.
  *
+ * A JSON column's document is read with `decodeJsonDocument`, which gives JSON_NULL for the
+ * document `null` so that it stays apart from SQL NULL (`decodeJson` gives null: in a change
+ * event or a record, null is the absence of a value).
+ *
  * Reading (`decodeJson`) is a small hand-written parser, because JSON.parse turns every number
  * into a double: an integer reads as an integer (a bigint beyond 2^53−1), and a number with a
  * fraction or exponent as an exact Decimal with the written scale. So a float reads back as
@@ -36,7 +41,7 @@ import { Decimal } from "./decimal.js";
 import { isOp, type ChangeEvent, type Op, type SourceInfo } from "./event.js";
 import type { Position } from "./position.js";
 import { Timestamp } from "./timestamp.js";
-import { isRecord, normalizeInteger, setField, type Row, type Value } from "./value.js";
+import { isRecord, JSON_NULL, JsonNull, normalizeInteger, setField, type Row, type Value } from "./value.js";
 
 const BYTES_KEY = "$bytes";
 const RECORD_KEY = "$record";
@@ -66,7 +71,7 @@ function write(value: Value, sorted: boolean): string {
     case "string":
       return JSON.stringify(value);
     default:
-      if (value === null) return "null";
+      if (value === null || value instanceof JsonNull) return "null";
       if (value instanceof Decimal) return value.scale === 0 ? `${value.toString()}e0` : value.toString();
       if (value instanceof Timestamp) return `"${value.toISOString()}"`;
       if (value instanceof Uint8Array) return `{"${BYTES_KEY}":"${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64")}"}`;
@@ -121,6 +126,16 @@ export function decodeJson(text: string): Value {
   reader.skipWhitespace();
   if (reader.offset < text.length) reader.fail(`unexpected ${describe(text, reader.offset)} after the value`);
   return value;
+}
+
+/** A JSON column's value from its document: JSON_NULL for the document `null`, never null. */
+export function jsonDocument(value: Value): Value {
+  return value === null ? JSON_NULL : value;
+}
+
+/** A JSON column's document text → its value (`decodeJson`, with JSON_NULL for `null`). */
+export function decodeJsonDocument(text: string): Value {
+  return jsonDocument(decodeJson(text));
 }
 
 const numberPattern = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;

@@ -9,6 +9,20 @@
  * float holding an integral value within the safe range (`3.0`) is the same JS number as the
  * integer `3`, so it is an "integer" to `typeOf` and to arithmetic.
  *
+ * JSON null is a value, SQL NULL its absence. A json/jsonb column holding the JSON document
+ * `null` holds `JSON_NULL` (the one instance of `JsonNull`), never `null`: `null` is SQL NULL,
+ * the column holds nothing. The marker exists only where a whole column value (or an array
+ * element of a json[] column) is the JSON null document; a null *inside* a JSON object or array
+ * is plain `null`, because there JSON's null is the only null there is (and JSON text prints
+ * both as `null`). So a source reading a JSON column gives `JSON_NULL` for `'null'` and `null`
+ * for SQL NULL (`jsonDocument`, src/model/json.ts), and a sink writing one gives the JSON text
+ * `null` for `JSON_NULL` and SQL NULL for `null` (see SinkWriter in src/runtime/contracts.ts).
+ * Outputs that are JSON text themselves (jsonl, Debezium, `json()`) print both as `null`.
+ * Expressions see it as a value of type "json-null": `is null` is false (as PostgreSQL's
+ * `'null'::jsonb IS NULL`), `==` tells it from null, `??` and `coalesce` keep it, a member or
+ * an index of it is null (as `'null'::jsonb -> 'a'`), and an operator that needs a number or a
+ * string refuses it, as it refuses a record.
+ *
  * Records are plain objects read with own-property checks only (`getField`), so a column named
  * `constructor` or `__proto__` is an ordinary column and never reaches Object.prototype.
  *
@@ -19,8 +33,28 @@
 import { Decimal } from "./decimal.js";
 import { Timestamp } from "./timestamp.js";
 
+/** JSON's null as a whole column value: a value, unlike SQL NULL. Use the one instance, `JSON_NULL`. */
+export class JsonNull {
+  static readonly instance: JsonNull = Object.freeze(new JsonNull());
+  private constructor() {}
+  toString(): string {
+    return "null";
+  }
+  toJSON(): null {
+    return null;
+  }
+}
+
+/** The JSON document `null` held by a json column (see the file comment). */
+export const JSON_NULL: JsonNull = JsonNull.instance;
+
+export function isJsonNull(value: Value | undefined): value is JsonNull {
+  return value instanceof JsonNull;
+}
+
 export type Value =
   | null
+  | JsonNull
   | boolean
   | number
   | bigint
@@ -35,6 +69,7 @@ export type Row = { [column: string]: Value };
 
 export type ValueType =
   | "null"
+  | "json-null"
   | "boolean"
   | "integer"
   | "float"
@@ -60,7 +95,8 @@ export function isRecord(value: Value | undefined): value is Row {
     !Array.isArray(value) &&
     !(value instanceof Uint8Array) &&
     !(value instanceof Decimal) &&
-    !(value instanceof Timestamp)
+    !(value instanceof Timestamp) &&
+    !(value instanceof JsonNull)
   );
 }
 
@@ -85,6 +121,7 @@ export function typeOf(value: Value): ValueType {
       return "string";
     default:
       if (value === null) return "null";
+      if (value instanceof JsonNull) return "json-null";
       if (value instanceof Decimal) return "decimal";
       if (value instanceof Timestamp) return "timestamp";
       if (value instanceof Uint8Array) return "bytes";
@@ -174,19 +211,20 @@ function toRational(value: NumericValue): { numerator: bigint; denominator: bigi
 
 const typeRank: Record<ValueType, number> = {
   null: 0,
-  boolean: 1,
-  integer: 2,
-  float: 2,
-  decimal: 2,
-  string: 3,
-  timestamp: 4,
-  bytes: 5,
-  list: 6,
-  record: 7,
+  "json-null": 1,
+  boolean: 2,
+  integer: 3,
+  float: 3,
+  decimal: 3,
+  string: 4,
+  timestamp: 5,
+  bytes: 6,
+  list: 7,
+  record: 8,
 };
 
 /**
- * A total order over values: null < booleans < numbers < strings < timestamps < bytes < lists
+ * A total order over values: null < JSON null < booleans < numbers < strings < timestamps < bytes < lists
  * < records. Within a kind: numbers exactly across integer, float and decimal; strings by code
  * point; timestamps by instant; bytes and lists lexicographically; records by their sorted
  * field names, then by the values in that order. `compareValues(a, b) === 0` exactly when
@@ -199,6 +237,7 @@ export function compareValues(a: Value, b: Value): -1 | 0 | 1 {
   if (rank !== 0) return rank < 0 ? -1 : 1;
   switch (ta) {
     case "null":
+    case "json-null":
       return 0;
     case "boolean":
       return a === b ? 0 : a === false ? -1 : 1;
@@ -251,13 +290,13 @@ function compareRecords(a: Row, b: Row): -1 | 0 | 1 {
 }
 
 /**
- * Deep equality, as the language's `==`: numbers by value across kinds (`1 == 1.0`, `12.30 ==
+ * Deep equality, as the language's `==`: JSON null equal only to itself, numbers by value across kinds (`1 == 1.0`, `12.30 ==
  * 12.3`), NaN equal to NaN, timestamps by instant and kind, bytes by content, lists item by
  * item, records by the same field names (in any order) with equal values.
  */
 export function valuesEqual(a: Value, b: Value): boolean {
   if (a === b) return true;
-  if (a === null || b === null) return false;
+  if (a === null || b === null || a instanceof JsonNull || b instanceof JsonNull) return false;
   if (isNumeric(a)) return isNumeric(b) && compareNumeric(a, b) === 0;
   if (typeof a !== "object" || typeof b !== "object") return false;
   if (a instanceof Timestamp) return b instanceof Timestamp && a.equals(b);

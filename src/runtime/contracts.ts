@@ -293,6 +293,15 @@ export interface SinkContext {
  * - a sink writing whole documents (a Redis JSON value, a Kafka or queue message, a jsonl line)
  *   writes the row as it has it — the absent column is left out of the document, never set to
  *   null — and a format that must have every column (Debezium's `after`) says so in its docs.
+ *
+ * **JSON null is not SQL NULL** either: a json/jsonb column holding the JSON document `null`
+ * holds `JSON_NULL` (src/model/value.ts), while `null` is SQL NULL. A sink with a JSON column
+ * type writes `JSON_NULL` as the JSON text `null` (PostgreSQL `'null'::jsonb`, DuckDB's JSON
+ * `null`, MySQL's JSON `null`) and `null` as SQL NULL, in every path (row by row, bulk, COPY,
+ * key lookups); into a text column `JSON_NULL` goes as the text `null`, and into any other
+ * column it is refused. A sink writing JSON text (jsonl, Debezium, a message) prints both as
+ * `null`. A source reading a JSON column gives `JSON_NULL` for the document `null`
+ * (`decodeJsonDocument` in src/model/json.ts), never `null`.
  */
 export interface SinkWriter {
   start(): Promise<void>;

@@ -20,7 +20,7 @@ import { resolve } from "node:path";
 import { Decimal } from "../model/decimal.js";
 import type { ChangeEvent } from "../model/event.js";
 import { Timestamp } from "../model/timestamp.js";
-import { isRecord, typeOf, type Row, type Value } from "../model/value.js";
+import { isRecord, JsonNull, typeOf, type Row, type Value } from "../model/value.js";
 import { compileExpr, type CompileScope, type CompiledExpr } from "../expr/compile.js";
 import type { FlowPlan, PlanExpr, StepPlan } from "../plan/types.js";
 import type { Logger, SinkEvent } from "./contracts.js";
@@ -229,7 +229,7 @@ export function plainJson(value: Value): unknown {
     case "bigint":
       return Number(value);
     case "object": {
-      if (value === null) return null;
+      if (value === null || value instanceof JsonNull) return null;
       if (value instanceof Decimal) return Number(value.toString());
       if (value instanceof Timestamp) return value.toISOString();
       if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64");

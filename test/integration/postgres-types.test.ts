@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Decimal } from "../../src/model/decimal.js";
 import type { ChangeEvent } from "../../src/model/event.js";
 import { Timestamp } from "../../src/model/timestamp.js";
-import type { Row, Value } from "../../src/model/value.js";
+import { JsonNull, type Row, type Value } from "../../src/model/value.js";
 import { PostgresSource } from "../../src/connectors/postgres/source.js";
 import { describeTables } from "../../src/connectors/postgres/tables.js";
 import { typesRows, typesSchema } from "./types-fixture.js";
@@ -26,6 +26,7 @@ function tagged(value: Value | undefined): unknown {
   if (value instanceof Decimal) return `decimal:${value.toString()}`;
   if (value instanceof Timestamp) return `timestamp:${value.toISOString()}`;
   if (Buffer.isBuffer(value)) return `bytes:${value.toString("hex")}`;
+  if (value instanceof JsonNull) return "json-null";
   if (Array.isArray(value)) return value.map(tagged);
   return Object.fromEntries(Object.keys(value).sort().map((key) => [key, tagged(value[key])]));
 }

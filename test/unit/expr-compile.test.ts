@@ -6,7 +6,7 @@ import { Decimal } from "../../src/model/decimal.js";
 import type { ChangeEvent } from "../../src/model/event.js";
 import { binlogPosition, pgLsnPosition } from "../../src/model/position.js";
 import { Timestamp } from "../../src/model/timestamp.js";
-import { typeOf, type Row, type Value } from "../../src/model/value.js";
+import { JSON_NULL, typeOf, type Row, type Value } from "../../src/model/value.js";
 import type { PlanExpr, PlanRecordEntry } from "../../src/plan/types.js";
 
 // ---------------------------------------------------------------- plan expressions by hand
@@ -560,5 +560,31 @@ describe("env()", () => {
     } finally {
       delete process.env["DTS_TEST_ENV_VALUE"];
     }
+  });
+});
+
+describe("a JSON null column value", () => {
+  const row: Row = { id: 1, doc: JSON_NULL, gone: null };
+
+  it("is a value, not null: is null is false, == tells it from null, ?? and coalesce keep it", () => {
+    expect(ev(isNull(path("row.doc")), { row })).toBe(false);
+    expect(ev(isNull(path("row.gone")), { row })).toBe(true);
+    expect(ev(bin(path("row.doc"), "==", nil()), { row })).toBe(false);
+    expect(ev(bin(path("row.doc"), "==", path("row.doc")), { row })).toBe(true);
+    expect(ev(bin(path("row.doc"), "??", num("1")), { row })).toBe(JSON_NULL);
+    expect(ev(call("coalesce", path("row.doc"), num("1")), { row })).toBe(JSON_NULL);
+    expect(typeOf(ev(path("row.doc"), { row }))).toBe("json-null");
+  });
+
+  it("prints as JSON null, has no members, and a map copying it keeps it", () => {
+    expect(ev(call("json", path("row.doc")), { row })).toBe("null");
+    expect(ev(tpl("[", path("row.doc"), "]"), { row })).toBe("[null]");
+    expect(ev(member(path("row.doc"), "a"), { row })).toBe(null);
+    expect(ev(index(path("row.doc"), num("0")), { row })).toBe(null);
+    expect(ev(rec(["...", id("row")], ["copy", path("row.doc")]), { row })).toEqual({ id: 1, doc: JSON_NULL, gone: null, copy: JSON_NULL });
+  });
+
+  it("is refused where a number is needed, as a record is", () => {
+    expectError(bin(path("row.doc"), "+", num("1")), "type", /json-null/, { row });
   });
 });

@@ -6,6 +6,7 @@ import {
   canonicalJson,
   decodeEvent,
   decodeJson,
+  decodeJsonDocument,
   encodeEvent,
   encodeJson,
   EventDecodeError,
@@ -14,7 +15,8 @@ import {
 } from "../../src/model/json.js";
 import { pgLsnPosition } from "../../src/model/position.js";
 import { Timestamp } from "../../src/model/timestamp.js";
-import { normalizeInteger, setField, typeOf, valuesEqual, type Row, type Value } from "../../src/model/value.js";
+import { canonicalText, rowText } from "../../src/model/canonical.js";
+import { compareValues, isRecord, JSON_NULL, normalizeInteger, setField, typeOf, valuesEqual, type Row, type Value } from "../../src/model/value.js";
 
 // ---------------------------------------------------------------- generators
 
@@ -349,5 +351,32 @@ describe("change events as JSON lines", () => {
     ];
     for (const v of variants) expect(() => decodeEvent(JSON.stringify(v)), JSON.stringify(v)).toThrow(EventDecodeError);
     expect(() => decodeEvent("{")).toThrow(JsonSyntaxError);
+  });
+});
+
+describe("JSON null, a json column's value", () => {
+  it("is apart from SQL NULL: its own type, equal only to itself, ordered just after null", () => {
+    expect(typeOf(JSON_NULL)).toBe("json-null");
+    expect(valuesEqual(JSON_NULL, null)).toBe(false);
+    expect(valuesEqual(null, JSON_NULL)).toBe(false);
+    expect(valuesEqual(JSON_NULL, JSON_NULL)).toBe(true);
+    expect(valuesEqual(JSON_NULL, {})).toBe(false);
+    expect(isRecord(JSON_NULL)).toBe(false);
+    expect([true, JSON_NULL, null, 0].sort(compareValues)).toEqual([null, JSON_NULL, true, 0]);
+  });
+
+  it("reads from a document `null` with decodeJsonDocument, and prints as null", () => {
+    expect(decodeJsonDocument("null")).toBe(JSON_NULL);
+    expect(decodeJsonDocument(" [null] ")).toEqual([null]);
+    expect(decodeJsonDocument('{"a":null}')).toEqual({ a: null });
+    expect(decodeJson("null")).toBe(null);
+    expect(encodeJson(JSON_NULL)).toBe("null");
+    expect(canonicalJson({ b: JSON_NULL, a: 1 })).toBe('{"a":1,"b":null}');
+  });
+
+  it("has the canonical json text null, which SQL NULL (no text) never equals", () => {
+    expect(canonicalText("json", JSON_NULL)).toBe("null");
+    expect(canonicalText("json", null)).toBe(null);
+    expect(rowText([canonicalText("json", JSON_NULL)])).not.toBe(rowText([canonicalText("json", null)]));
   });
 });

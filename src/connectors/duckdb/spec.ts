@@ -59,8 +59,8 @@ lists and records JSON, as lossless JSON text; booleans BOOLEAN. A column that h
 seen nulls is VARCHAR until its first value. A column the source declares \`json\` or
 \`jsonb\` is JSON from the start, and a JSON column holds every JSON value: objects, arrays,
 and strings, numbers and booleans as JSON scalars (\`"just a string"\`, \`42\`), so a JSON
-string stays apart from text. (The PostgreSQL source reads a JSON \`null\` document as SQL
-NULL.) A number no DuckDB type holds exactly (a
+string stays apart from text, and a JSON \`null\` document stays JSON \`null\`, apart from
+SQL NULL. A number no DuckDB type holds exactly (a
 decimal of more than 38 digits, an integer beyond 128 bits) makes a VARCHAR column of exact
 text, with a warning in the log — never a rounded DOUBLE. A column that appears later is
 added; a column widens when a later value needs it and every stored value still fits

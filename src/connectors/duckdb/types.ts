@@ -242,6 +242,7 @@ export function inferType(value: Value): { type: ColumnType; warning?: string } 
       return { type: { kind: "timestamp", withZone: (value as Timestamp).withZone } };
     case "bytes":
       return { type: { kind: "blob" } };
+    case "json-null":
     case "list":
     case "record":
       return { type: { kind: "json" } };
@@ -295,6 +296,7 @@ export function misfit(type: ColumnType, value: Value): string | undefined {
       return isWideNumber(value) ? undefined : "";
     case "json":
       switch (kind) {
+        case "json-null":
         case "list":
         case "record":
         case "string":

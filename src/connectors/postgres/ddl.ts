@@ -18,7 +18,7 @@ import type { Client } from "pg";
 import type { TableSchema } from "../../runtime/contracts.js";
 import { Decimal } from "../../model/decimal.js";
 import { Timestamp } from "../../model/timestamp.js";
-import { isRecord, type Value } from "../../model/value.js";
+import { isRecord, JsonNull, type Value } from "../../model/value.js";
 import { encoderFor, type ColumnEncoding, type ColumnKind, type Encoder } from "./encode.js";
 
 export interface TargetColumn {
@@ -284,6 +284,8 @@ function scalarType(value: Value): string | undefined {
       return "text";
     default:
       if (value === null) return undefined;
+      // JSON null is a value only a json column holds.
+      if (value instanceof JsonNull) return "jsonb";
       if (value instanceof Decimal) return "numeric";
       if (value instanceof Timestamp) return value.withZone ? "timestamp with time zone" : "timestamp without time zone";
       if (value instanceof Uint8Array) return "bytea";

@@ -20,8 +20,9 @@
  *   timestamptz                   Timestamp (withZone true)
  *   date                          Timestamp (withZone false) at midnight
  *   ±infinity (dates, timestamps) the strings "infinity" / "-infinity" (a Timestamp cannot hold them)
- *   json jsonb                    the parsed value (decodeJson: big integers and decimals stay exact);
- *                                 a JSON `null` document reads as null, like SQL NULL
+ *   json jsonb                    the parsed value (decodeJsonDocument: big integers and decimals
+ *                                 stay exact); a JSON `null` document reads as JSON_NULL, a value
+ *                                 apart from SQL NULL (src/model/value.ts)
  *   arrays                        lists of the element's values (NULL elements null, nested
  *                                 arrays nested lists; explicit lower bounds `[0:1]=` dropped)
  *   domains                       as their base type
@@ -29,7 +30,7 @@
  *   (time, timetz, interval, uuid, padding, uuid, inet, cidr, macaddr, money, xml, ranges,
  *   inet, cidr, ...)              composites, geometric types, ...)
  */
-import { decodeJson } from "../../model/json.js";
+import { decodeJsonDocument } from "../../model/json.js";
 import { Decimal } from "../../model/decimal.js";
 import { daysFromCivil, Timestamp } from "../../model/timestamp.js";
 import { setField, type Row, type Value } from "../../model/value.js";
@@ -263,7 +264,7 @@ const parseTimestamp: ValueParser = (text) => parseDateTime(text, false);
 const parseTimestampTz: ValueParser = (text) => parseDateTime(text, true);
 const parseDate: ValueParser = (text) => parseDateTime(text, false);
 
-const parseJson: ValueParser = (text) => decodeJson(text);
+const parseJson: ValueParser = (text) => decodeJsonDocument(text);
 
 interface ScalarType {
   readonly parse: ValueParser;

@@ -84,7 +84,7 @@ function baseEncoder(encoding: ColumnEncoding): Encoder {
     }
     case "json":
       // The value is the document (the PostgreSQL source parses json columns, decode.ts), so a
-      // string is a JSON string, not JSON text. SQL NULL and a JSON null are one value in dts.
+      // string is a JSON string, not JSON text. JSON_NULL is the JSON text null, null SQL NULL.
       return (value) => (value === null ? null : encodeJson(value));
     case "bytea":
       return (value) => {

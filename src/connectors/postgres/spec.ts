@@ -54,7 +54,8 @@ copies the tables in one transaction and stops.
 Values are exact: \`bigint\` beyond 2^53 as a 64-bit integer, \`numeric\` as a decimal with its
 scale (\`NaN\` and infinities as floats), \`timestamp\`, \`timestamptz\` and \`date\` as
 microsecond timestamps (\`infinity\` as the string), \`bytea\` as bytes, \`json\`/\`jsonb\` parsed
-with big integers and decimals intact, arrays as lists; \`time\`, \`timetz\`, \`interval\` (ISO
+with big integers and decimals intact (a JSON \`null\` document as JSON null, apart from SQL
+NULL: a PostgreSQL or DuckDB sink writes it back as JSON \`null\`), arrays as lists; \`time\`, \`timetz\`, \`interval\` (ISO
 8601), \`uuid\`, network types, enums and other types as the text PostgreSQL prints.
 
 A position is a WAL position (LSN): every event of a transaction carries its commit LSN, and a

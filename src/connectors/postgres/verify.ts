@@ -314,7 +314,8 @@ function valueSql({ column, form }: ColumnForm): string {
       text = canonicalSql(c, column, form.as);
       break;
     case "text":
-      text = column.kind === "json" && column.elementOid === null ? `${c}::jsonb #>> '{}'` : `format('%s', ${c})`;
+      // #>> gives SQL NULL for a JSON null document, which a text column holds as the text null.
+      text = column.kind === "json" && column.elementOid === null ? `coalesce(${c}::jsonb #>> '{}', 'null')` : `format('%s', ${c})`;
       break;
   }
   return `(CASE WHEN ${c} IS NULL THEN NULL ELSE ${text} END)`;
@@ -415,7 +416,8 @@ function canonicalSql(c: string, column: PgColumn, kind: CanonicalKind): string 
       return column.baseOid === Oid.timestamptz ? `to_char(${c} AT TIME ZONE 'UTC', ${TIME_FORMAT})` : `to_char(${c}::timestamp, ${TIME_FORMAT})`;
     case "json":
       if (column.elementOid !== null) return arrayJson(c, column);
-      return column.baseOid === Oid.json ? `CASE WHEN json_typeof(${c}) = 'null' THEN NULL ELSE ${minify(`${c}::text`)} END` : `CASE WHEN ${c} = 'null'::jsonb THEN NULL ELSE ${minify(`${c}::text`)} END`;
+      // A JSON null document is the text null, apart from SQL NULL (src/model/value.ts).
+      return minify(`${c}::text`);
   }
 }
 
