@@ -12,7 +12,7 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runPipeline, type RunSummary } from "../../src/runtime/run.js";
 import { planOf } from "../unit/runtime-fixtures.js";
-import { createDatabase, recordingLogger, requireLogicalReplication, type RecordingLogger, type ThrowawayDatabase } from "./pg-helpers.js";
+import { createDatabase, eventually, recordingLogger, requireLogicalReplication, type RecordingLogger, type ThrowawayDatabase } from "./pg-helpers.js";
 import { bigText, cacheDifference, deleteMatching, ITEMS_DDL, REDIS_URL, sharedRedis, uniquePrefix } from "./redis-helpers.js";
 
 let source: ThrowawayDatabase;
@@ -108,5 +108,85 @@ describe.each(["json", "hash"] as const)("PostgreSQL → Redis, format %s", (for
       expect(await cacheDifference(redis, source, c.table, c.prefix, format), `round ${round}`).toBeUndefined();
       expect(log.lines.filter((line) => line.level === "warn" && line.fields?.["source"] === undefined)).toEqual([]);
     }
+  });
+});
+
+describe("the redis sink's options", () => {
+  it("names a key after the table and the primary key when no key is given", async () => {
+    const prefix = uniquePrefix("default");
+    prefixes.push(`public.${prefix}`);
+    await source.sql(`CREATE TABLE ${prefix} (a int, b text, v text, PRIMARY KEY (a, b))`);
+    await source.sql(`INSERT INTO ${prefix} VALUES (1, 'x', 'one'), (2, 'y:z', 'two')`);
+    const plan = planOf(
+      `pipeline ${prefix}
+source pg = postgres { url: "${source.url}", tables: ["public.${prefix}"], slot: "${prefix}", heartbeat_seconds: 0 }
+sink cache = redis { url: "${REDIS_URL}" }
+flow pg -> cache`,
+      join(folder, `${prefix}.dts`),
+    );
+    await runPipeline(plan, { baseDir: folder, untilCaughtUp: true });
+    expect(await redis.get(`public.${prefix}:1:x`)).toBe('{"a":1,"b":"x","v":"one"}');
+    expect(await redis.get(`public.${prefix}:2:y:z`)).toBe('{"a":2,"b":"y:z","v":"two"}');
+  });
+
+  it("sets ttl on every write and publishes every change in the write's transaction", async () => {
+    const channel = uniquePrefix("channel");
+    const c = await cache("hash", "", `, ttl: 600, publish: "${channel}"`);
+    const subscriber = await sharedRedis();
+    const messages: Record<string, string>[] = [];
+    subscriber.on("message", (_channel: string, message: string) => messages.push(JSON.parse(message) as Record<string, string>));
+    await subscriber.subscribe(channel);
+    try {
+      await c.run();
+      await source.sql(`UPDATE ${c.table} SET name = 'renamed' WHERE id = 1`);
+      await source.sql(`UPDATE ${c.table} SET id = 500 WHERE id = 2`);
+      await source.sql(`DELETE FROM ${c.table} WHERE id = 3`);
+      await c.run();
+      expect(await cacheDifference(redis, source, c.table, c.prefix, "hash")).toBeUndefined();
+      for (const id of [1, 4, 500]) {
+        const ttl = await redis.ttl(`${c.prefix}${id}`);
+        expect(ttl, `ttl of ${id}`).toBeGreaterThan(500);
+        expect(ttl).toBeLessThanOrEqual(600);
+      }
+      const table = `public.${c.table}`;
+      await eventually("the messages arrive", async () => messages.length >= 23);
+      expect(messages.slice(0, 20).every((m) => m.op === "read" && m.table === table)).toBe(true);
+      expect(messages.slice(20)).toEqual([
+        { op: "update", key: `${c.prefix}1`, table },
+        { op: "update", key: `${c.prefix}500`, table, from: `${c.prefix}2` },
+        { op: "delete", key: `${c.prefix}3`, table },
+      ]);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('with checkpoint: "redis", keeps the position beside the data and holds the lock while running', async () => {
+    const c = await cache("json", `checkpoint: "redis"`);
+    const first = await c.run();
+    expect(first.summary.stoppedBy).toBe("caught-up");
+    const stored = await redis.hgetall(`dts:checkpoints:${c.pipeline}`);
+    expect(Object.keys(stored)).toEqual(["pg"]);
+    const entry = JSON.parse(stored.pg!) as { checkpoint: { position: { kind: string; token: string } }; saved_at: string };
+    expect(entry.checkpoint.position.kind).toBe("pg-lsn");
+    // Released at the end of the run.
+    expect(await redis.exists(`dts:lock:${c.pipeline}`)).toBe(0);
+    await changes(c.table, 1);
+    const second = await c.run();
+    expect(second.summary.sources["pg"]!.events).toBeGreaterThan(0);
+    expect(await cacheDifference(redis, source, c.table, c.prefix, "json")).toBeUndefined();
+    const moved = JSON.parse((await redis.hget(`dts:checkpoints:${c.pipeline}`, "pg"))!) as typeof entry;
+    const [{ later }] = await source.sql<{ later: boolean }>(`SELECT $1::pg_lsn > $2::pg_lsn AS later`, [moved.checkpoint.position.token, entry.checkpoint.position.token]);
+    expect(later).toBe(true);
+    // A run holding the lock keeps a second one out.
+    await redis.set(`dts:lock:${c.pipeline}`, JSON.stringify({ id: Number(await redis.client("ID")), name: "held-by-test", pid: 1, host: "elsewhere", started: "now" }));
+    await redis.client("SETNAME", "held-by-test");
+    try {
+      await expect(c.run()).rejects.toThrow(/is already running: dts-run pid 1 on host elsewhere holds its lock dts:lock:/);
+    } finally {
+      await redis.del(`dts:lock:${c.pipeline}`);
+      await redis.client("SETNAME", "test");
+    }
+    prefixes.push(`dts:checkpoints:${c.pipeline}`);
   });
 });
