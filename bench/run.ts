@@ -5,10 +5,12 @@
  *   pg      PostgreSQL: snapshot PG→PG against a psql COPY pipe, and the CDC drain against
  *           pg_recvlogical, as ratios
  *   upsert  the PostgreSQL sink's UNNEST and COPY upserts, at 10k and 100k rows per batch
+ *   redis   the Redis sink against redis-benchmark, and PG → Redis against PG → discard
  */
 const benchmarks: Readonly<Record<string, () => Promise<(args: readonly string[]) => Promise<void>>>> = {
   pg: async () => (await import("./pg.js")).benchPg,
   upsert: async () => (await import("./upsert.js")).benchUpsert,
+  redis: async () => (await import("./redis.js")).benchRedis,
 };
 
 async function main(argv: readonly string[]): Promise<number> {

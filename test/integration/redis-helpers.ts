@@ -83,19 +83,42 @@ function valueText(value: Value): string | null {
 
 /** A cached row as texts, or undefined when the key is missing. */
 export async function cachedTexts(client: Redis, key: string, format: "json" | "hash"): Promise<Texts | undefined> {
-  if (format === "json") {
-    const text = await client.get(key);
-    if (text === null) return undefined;
-    const document = decodeJson(text);
-    if (!isRecord(document)) throw new Error(`${key} holds ${text}, not a JSON object`);
-    const out: Texts = {};
-    for (const column of COLUMNS) {
-      if (!Object.hasOwn(document, column)) throw new Error(`${key}: column ${column} is missing from ${text.slice(0, 200)}`);
-      out[column] = valueText(document[column]!);
+  return (await cachedRows(client, [key], format))[0];
+}
+
+/** Cached rows as texts (undefined where a key is missing), read in pipelined chunks. */
+export async function cachedRows(client: Redis, keys: readonly string[], format: "json" | "hash"): Promise<(Texts | undefined)[]> {
+  const out: (Texts | undefined)[] = [];
+  for (let i = 0; i < keys.length; i += 1000) {
+    const chunk = keys.slice(i, i + 1000);
+    const pipeline = client.pipeline();
+    for (const key of chunk) {
+      if (format === "json") pipeline.get(key);
+      else pipeline.hgetallBuffer(key);
     }
-    return out;
+    const results = (await pipeline.exec()) ?? [];
+    chunk.forEach((key, j) => {
+      const [error, value] = results[j]!;
+      if (error) throw error;
+      out.push(format === "json" ? documentTexts(key, value as string | null) : hashTexts(value as Record<string, Buffer>));
+    });
   }
-  const fields = await client.hgetallBuffer(key);
+  return out;
+}
+
+function documentTexts(key: string, text: string | null): Texts | undefined {
+  if (text === null) return undefined;
+  const document = decodeJson(text);
+  if (!isRecord(document)) throw new Error(`${key} holds ${text}, not a JSON object`);
+  const out: Texts = {};
+  for (const column of COLUMNS) {
+    if (!Object.hasOwn(document, column)) throw new Error(`${key}: column ${column} is missing from ${text.slice(0, 200)}`);
+    out[column] = valueText(document[column]!);
+  }
+  return out;
+}
+
+function hashTexts(fields: Record<string, Buffer>): Texts | undefined {
   if (Object.keys(fields).length === 0) return undefined;
   const out: Texts = {};
   for (const column of COLUMNS) {
@@ -122,9 +145,12 @@ export async function cacheDifference(
   const wanted = new Set([...expected.keys()].map((id) => `${prefix}${id}`));
   const extra = keys.filter((key) => !wanted.has(key));
   if (extra.length > 0) return `keys without a source row: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`;
-  for (const [id, row] of expected) {
-    const key = `${prefix}${id}`;
-    const cached = await cachedTexts(client, key, format);
+  const ids = [...expected.keys()];
+  const rows = await cachedRows(client, ids.map((id) => `${prefix}${id}`), format);
+  for (let i = 0; i < ids.length; i++) {
+    const row = expected.get(ids[i]!)!;
+    const key = `${prefix}${ids[i]}`;
+    const cached = rows[i];
     if (cached === undefined) return `key ${key} is missing`;
     for (const column of COLUMNS) {
       if (cached[column] !== row[column]) {

@@ -37,10 +37,14 @@ export function isRetriable(error: unknown): boolean {
   return true;
 }
 
+/** ioredis's words for "the connection is down", which name its options rather than the problem. */
+const CONNECTION_DOWN = /^(Connection is closed|Stream isn't writeable|Reached the max retries per request limit)/;
+
 /** A ConnectorError for `error`, retriable when the connection or the server's state is to blame. */
-export function connectorError(error: unknown, server: string, doing: string): ConnectorError {
+export function connectorError(error: unknown, server: string, doing: string, lastSocketError?: Error): ConnectorError {
   if (error instanceof ConnectorError) return error;
-  const message = (error as Error | undefined)?.message ?? String(error);
+  let message = (error as Error | undefined)?.message ?? String(error);
+  if (CONNECTION_DOWN.test(message)) message = `the connection is down${lastSocketError !== undefined ? ` (${lastSocketError.message})` : ""}`;
   const hint = /^(NOAUTH|WRONGPASS)/.test(message)
     ? "; put the user and password in the url: redis://user:password@host:port"
     : /^NOPERM/.test(message)
@@ -71,7 +75,9 @@ export async function connect(url: string, options: ConnectOptions): Promise<Red
     retryStrategy: (times) => Math.min(100 * times, 1000),
   });
   let down = false;
+  let lastError: Error | undefined;
   client.on("error", (error: Error) => {
+    lastError = error;
     if (down) return;
     down = true;
     options.log?.warn(`lost the connection to ${server}; reconnecting in the background`, { error: error.message });
@@ -85,7 +91,8 @@ export async function connect(url: string, options: ConnectOptions): Promise<Red
     await client.connect();
   } catch (error) {
     client.disconnect();
-    throw connectorError(error, server, "cannot connect");
+    const converted = connectorError(error, server, "cannot connect", lastError);
+    throw new ConnectorError(converted.message.replace(/^cannot connect on /, "cannot connect to "), converted.retriable, { cause: error });
   }
   return client;
 }
