@@ -143,7 +143,7 @@ flow s -> nowhere
 }
 
 /** Per transaction of `batch` rows: 80% updates, 10% deletes, 10% inserts of new keys. */
-const workloadProcedure = `
+export const workloadProcedure = `
 CREATE PROCEDURE bench_changes(total int, existing int, batch int) LANGUAGE plpgsql AS $$
 DECLARE
   done int := 0;
@@ -167,7 +167,7 @@ BEGIN
   END LOOP;
 END $$`;
 
-function row(what: string, who: string, seconds: number, count: number, baseline?: number): string {
+export function row(what: string, who: string, seconds: number, count: number, baseline?: number): string {
   const rate = Math.round(count / seconds).toLocaleString("en-US");
   const ratio = baseline === undefined ? "" : `   ratio ${(baseline / seconds).toFixed(2)}`;
   return `${what.padEnd(10)} ${who.padEnd(26)} ${seconds.toFixed(2).padStart(7)} s ${rate.padStart(10)} rows/s${ratio}`;
@@ -191,14 +191,14 @@ async function best(times: number, attempt: () => Promise<Timed>): Promise<Timed
   return fastest!;
 }
 
-async function timed(work: () => Promise<unknown>): Promise<number> {
+export async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await work();
   return (performance.now() - started) / 1000;
 }
 
 /** Runs a command to its end; a non-zero exit is an error with its output. */
-function run(command: string, args: readonly string[]): Promise<Timed> {
+export function run(command: string, args: readonly string[]): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -11,6 +11,7 @@
  *           on a backlog, and commit-to-target latency under a steady load
  *   upsert  the PostgreSQL sink's UNNEST and COPY upserts, at 10k and 100k rows per batch
  *           (a study of two methods, no target: not in the default set)
+ *   redis   the Redis sink against redis-benchmark, and PG → Redis against PG → discard
  */
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -21,6 +22,7 @@ type Suite = (args: readonly string[], context: BenchContext) => Promise<void>;
 const suites: Readonly<Record<string, { load: () => Promise<Suite>; byDefault: boolean }>> = {
   pg: { load: async () => (await import("./pg.js")).benchPg, byDefault: true },
   apply: { load: async () => (await import("./apply.js")).benchApply, byDefault: true },
+  redis: { load: async () => (await import("./redis.js")).benchRedis, byDefault: true },
   upsert: { load: async () => (await import("./upsert.js")).benchUpsert, byDefault: false },
 };
 
