@@ -4,7 +4,10 @@ import { sinkSpec, sourceSpec } from "./spec.js";
 
 export const connector = declareConnector({
   name: "kafka",
-  source: { spec: sourceSpec },
+  source: {
+    spec: sourceSpec,
+    createSource: async () => (await import("./source.js")).createSource,
+  },
   sink: {
     spec: sinkSpec,
     createSink: async () => (await import("./sink.js")).createSink,

@@ -19,9 +19,22 @@ The consumer group is \`group\`, and by default the pipeline's name. A group wit
 offsets resumes from them; \`start\` only matters for a group that has none. A position is a
 topic, partition and offset.
 
-Offsets are committed only after every sink has made the events durable. Delivery is
-at-least-once: after a crash or a rebalance, messages after the last commit are read again.
-Order holds per partition, hence per key when the producer partitions by key.`,
+Offsets are committed only after every sink has made the events durable (and the checkpoint
+is saved, about once a second). A partition's batch is held until then, so a worker never has
+more than one batch per partition in memory, and a rebalance waits for the batches in flight
+to be committed: a partition's new owner starts exactly where its old one stopped, and never
+writes a key while the old owner still holds an older change of it. A worker that dies
+(SIGKILL, a lost machine) leaves the group after 10 s without heartbeats; its partitions move
+to the others, which read again from the last commit. Delivery is at-least-once, order holds
+per partition, hence per key when the producer partitions by key (the kafka sink and
+Debezium do). Each worker keeps its own checkpoint file for \`dts status\`; it resumes from
+the group's committed offsets, wherever it runs.
+
+Values are read exactly (an integer keeps every digit, a decimal its scale); a timestamp stays
+its ISO text and bytes their base64 text, which a database sink's column converts. The key is
+the message key's object (the primary key). Tombstones, and Debezium's truncate and message
+events, are skipped. A message that is not an envelope stops the pipeline with its topic,
+partition and offset. The event's position is \`TOPIC/PARTITION/OFFSET\`.`,
   example: `source changes = kafka {
   brokers: ["127.0.0.1:9092"]
   topics: ["shop.orders", "shop.customers"]
