@@ -140,7 +140,7 @@ flow s -> nowhere
 }
 
 /** Per transaction of `batch` rows: 80% updates, 10% deletes, 10% inserts of new keys. */
-const workloadProcedure = `
+export const workloadProcedure = `
 CREATE PROCEDURE bench_changes(total int, existing int, batch int) LANGUAGE plpgsql AS $$
 DECLARE
   done int := 0;

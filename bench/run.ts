@@ -5,10 +5,13 @@
  *   pg      PostgreSQL: snapshot PG→PG against a psql COPY pipe, and the CDC drain against
  *           pg_recvlogical, as ratios
  *   upsert  the PostgreSQL sink's UNNEST and COPY upserts, at 10k and 100k rows per batch
+ *   kafka   PostgreSQL → Kafka: dts against Debezium's PostgreSQL connector on Kafka Connect,
+ *           same WAL, same broker, time until the last message is in the topic
  */
 const benchmarks: Readonly<Record<string, () => Promise<(args: readonly string[]) => Promise<void>>>> = {
   pg: async () => (await import("./pg.js")).benchPg,
   upsert: async () => (await import("./upsert.js")).benchUpsert,
+  kafka: async () => (await import("./kafka.js")).benchKafka,
 };
 
 async function main(argv: readonly string[]): Promise<number> {
