@@ -92,6 +92,8 @@ class KafkaSubscription<T extends Row> implements Subscription<T> {
   /** The message handed out last, not yet known to be processed. */
   private current: Pending | undefined;
   private readonly releases = new Set<() => void>();
+  /** Per partition, the offset after its last processed message whose batch is not yet released. */
+  private readonly lastProcessed = new Map<string, { topic: string; partition: number; offset: string }>();
 
   constructor(private readonly options: SubscribeOptions) {
     const kafka = createKafka({ brokers: options.brokers, clientId: options.clientId ?? "dts-sdk", log: options.log ?? noLog });
@@ -152,8 +154,6 @@ class KafkaSubscription<T extends Row> implements Subscription<T> {
       this.lastProcessed.set(`${done.commit.topic}\u0000${done.commit.partition}`, done.commit);
     }
   }
-
-  private readonly lastProcessed = new Map<string, { topic: string; partition: number; offset: string }>();
 
   private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     if (!isRunning() || isStale() || batch.isEmpty()) return;
