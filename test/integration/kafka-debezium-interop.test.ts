@@ -26,7 +26,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeJson, canonicalJson } from "../../src/model/json.js";
 import { isRecord, type Row, type Value } from "../../src/model/value.js";
-import { ROOT, requireBuild, startDtsRun, tempFolder, waitFor, type Running } from "../cli-process.js";
+import { ROOT, requireBuild, runDtsRun, startDtsRun, tempFolder, waitFor, type Running } from "../cli-process.js";
 import { BROKER, byKey, countMessages, deleteTopics, readTopics, requireBroker, uniqueName } from "./kafka-helpers.js";
 import { createDatabase, slotName, type ThrowawayDatabase } from "./pg-helpers.js";
 
@@ -40,6 +40,7 @@ const worker = name.replace(/_/g, "-");
 const dbzTopic = `${name}_dbz.public.accounts`;
 const dtsTopic = `${name}_dts.public.accounts`;
 let debeziumStarted = false;
+let target: ThrowawayDatabase | undefined;
 
 beforeAll(async () => {
   requireBuild();
@@ -63,6 +64,7 @@ afterAll(async () => {
   if (debeziumStarted) await run("bash", [join(ROOT, "scripts/debezium.sh"), "stop", worker]).catch(() => {});
   await client?.end().catch(() => {});
   await db?.drop();
+  await target?.drop();
   if (admin !== undefined) {
     await deleteTopics(admin, name);
     await admin.disconnect();
@@ -159,4 +161,24 @@ flow pg -> out
     }
     expect(Date.now() - started).toBeLessThan(120_000);
   }, 180_000);
+
+  it("reads Debezium's topic back with the kafka source into an equal table", async () => {
+    target = await createDatabase("kafka_interop_dst");
+    await target.sql(`CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2), n bigint, active boolean,
+                                             tags text[], doc jsonb, score float8, seen timestamptz)`);
+    const dir = tempFolder("kafka-interop-read");
+    await writeFile(
+      join(dir, "read.dts"),
+      `pipeline ${name}_read
+source debezium = kafka { brokers: ["${BROKER}"], topics: ["${dbzTopic}"], group: "${name}_read" }
+sink copy = postgres { url: "${target.url}" }
+flow debezium -> copy
+`,
+    );
+    const finished = await runDtsRun([join(dir, "read.dts"), "--until-caught-up"], { cwd: dir, timeoutMs: 60_000 });
+    expect(finished.code, finished.stderr.slice(-2000)).toBe(0);
+    const rows = (d: ThrowawayDatabase) => d.sql<{ r: string }>("SELECT row_to_json(a)::text AS r FROM accounts a ORDER BY id");
+    expect(await rows(target)).toEqual(await rows(db));
+    await admin.deleteGroups([`${name}_read`]).catch(() => {});
+  }, 90_000);
 });
