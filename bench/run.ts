@@ -12,6 +12,8 @@
  *   upsert  the PostgreSQL sink's UNNEST and COPY upserts, at 10k and 100k rows per batch
  *           (a study of two methods, no target: not in the default set)
  *   redis   the Redis sink against redis-benchmark, and PG → Redis against PG → discard
+ *   kafka   PostgreSQL → Kafka: dts against Debezium's PostgreSQL connector on Kafka Connect,
+ *           same WAL, same broker, time until the last message is in the topic
  */
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -23,6 +25,7 @@ const suites: Readonly<Record<string, { load: () => Promise<Suite>; byDefault: b
   pg: { load: async () => (await import("./pg.js")).benchPg, byDefault: true },
   apply: { load: async () => (await import("./apply.js")).benchApply, byDefault: true },
   redis: { load: async () => (await import("./redis.js")).benchRedis, byDefault: true },
+  kafka: { load: async () => (await import("./kafka.js")).benchKafka, byDefault: true },
   upsert: { load: async () => (await import("./upsert.js")).benchUpsert, byDefault: false },
 };
 

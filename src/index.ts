@@ -39,3 +39,4 @@ export type {
   Logger,
 } from "./runtime/contracts.js";
 export { ConnectorError } from "./runtime/contracts.js";
+export { subscribe, type ChangeMessage, type SubscribeOptions, type Subscription } from "./sdk/index.js";
