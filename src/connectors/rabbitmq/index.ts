@@ -1,8 +1,10 @@
-/** The rabbitmq connector: an exchange, as a sink. Publishes with confirms (sink.ts). */
+/** The rabbitmq connector: an exchange, as a sink, with publisher confirms (sink.ts). */
 import { declareConnector } from "../capabilities.js";
 import { sinkSpec } from "./spec.js";
 
-export const connector = declareConnector({ name: "rabbitmq", sink: {
+export const connector = declareConnector({
+  name: "rabbitmq",
+  sink: {
     spec: sinkSpec,
     createSink: async () => (await import("./sink.js")).createSink,
   },
