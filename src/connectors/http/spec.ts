@@ -7,14 +7,38 @@ export const sinkSpec = defineConnector({
   summary: "Sends events as JSON to an HTTP endpoint (a webhook).",
   description: `Sends events to \`url\` in \`POST\` (or \`PUT\`) requests with a JSON body: one
 event per request as a JSON object when \`batch_size\` is 1, otherwise up to \`batch_size\`
-events per request as a JSON array. \`format\` chooses what each event becomes: \`event\`, the
-whole change event; \`row\`, only the row after the steps; \`debezium\`, the Debezium
-envelope.
+events per request as a JSON array, in source order. \`format\` chooses what each event
+becomes: \`event\`, the whole change event; \`row\`, only the row after the steps (a column
+the source did not send — an unchanged TOASTed PostgreSQL value — is left out, never null);
+\`debezium\`, the Debezium envelope. Requests go one at a time, in order.
 
-A 2xx status acknowledges the request. Any other status, or no answer within
-\`timeout_ms\`, is an error and the events are not acknowledged. Delivery is
-at-least-once: after an error or a restart a request may be sent again, so a receiver
-should be idempotent, for example keyed by the event's position.
+**What a receiver gets.** The body above, with these headers besides \`headers\`:
+
+| header | value |
+|---|---|
+| \`Content-Type\` | \`application/json\` |
+| \`Idempotency-Key\` | the request's events: the id of its first event, then \`+N\` for N events (\`shop/pg-lsn:0/1A2B3C8/0+100\`). An event's id is \`PIPELINE/KIND:POSITION/N\`: the source position of its transaction and its ordinal within it; for a snapshot row \`PIPELINE/KIND:POSITION/r/HASH\`, a hash of its table and key |
+| \`Dts-Event-Count\` | the number of events in the body |
+| \`Dts-First-Position\`, \`Dts-Last-Position\` | the source positions of the first and the last event, \`KIND:TOKEN\` |
+
+**Answers.** A 2xx status acknowledges the request. A 408, a 429, a 5xx, a connection
+refused or closed, or no answer within \`timeout_ms\`, is a failure that is retried with
+exponential backoff and jitter (up to 10 s apart) for as long as \`retry_for\` allows, each
+retry logged with how long the endpoint has been failing; a 429's or a 503's
+\`Retry-After\` is honoured (within \`retry_for\`). Any other 4xx says the receiver will never
+take these events: with \`on_client_error: "dead_letter"\` (the default) each event of the
+request goes to the pipeline's dead-letter sink with the status and the start of the answer's
+body as its reason, and the pipeline goes on; with \`"stop"\` the pipeline stops.
+
+**Delivery: at-least-once, deduplicated by \`Idempotency-Key\`.** A write resolves — and the
+checkpoint may move past its events — only once every request of it was answered 2xx. A
+request that failed is sent again with the same body and the same \`Idempotency-Key\`, and
+requests of the same write already acknowledged are not sent again. After a restart, the
+events after the last checkpoint are sent again; their requests start at the same event, so
+they have the same keys unless the pipeline's batches were cut differently, in which case a
+request may hold some events already received: a receiver that must see each event once keeps
+the keys (or, finer, the event ids: \`dts-event-id\` is not in the body, so use the key with
+\`Dts-Event-Count\`) it has processed.
 
 \`headers\` are added to every request; they often carry a token, so like the URL they are
 never printed in a plan.`,
@@ -45,6 +69,11 @@ never printed in a plan.`,
       minimum: 1,
       example: "5000",
     }),
+    on_client_error: field.enumeration(
+      ["dead_letter", "stop"],
+      "What a 4xx answer other than 408 and 429 does: dead_letter sends the request's events to the dead-letter sink with the status and the answer's body; stop stops the pipeline.",
+      { default: "dead_letter", example: `"stop"` },
+    ),
     format: field.enumeration(
       ["event", "row", "debezium"],
       "What each event becomes: event, the whole change event; row, only the row after the steps; debezium, the Debezium envelope.",
