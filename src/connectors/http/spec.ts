@@ -20,6 +20,7 @@ the source did not send — an unchanged TOASTed PostgreSQL value — is left ou
 | \`Idempotency-Key\` | the request's events: the id of its first event, then \`+N\` for N events (\`shop/pg-lsn:0/1A2B3C8/0+100\`). An event's id is \`PIPELINE/KIND:POSITION/N\`: the source position of its transaction and its ordinal within it; for a snapshot row \`PIPELINE/KIND:POSITION/r/HASH\`, a hash of its table and key |
 | \`Dts-Event-Count\` | the number of events in the body |
 | \`Dts-First-Position\`, \`Dts-Last-Position\` | the source positions of the first and the last event, \`KIND:TOKEN\` |
+| \`Dts-Op\`, \`Dts-Table\` | with \`batch_size: 1\` only: the event's op (\`insert\`, \`update\`, \`delete\`, \`read\`) and source table (\`schema.table\`) |
 
 **Answers.** A 2xx status acknowledges the request. A 408, a 429, a 5xx, a connection
 refused or closed, or no answer within \`timeout_ms\`, is a failure that is retried with
@@ -32,13 +33,14 @@ body as its reason, and the pipeline goes on; with \`"stop"\` the pipeline stops
 
 **Delivery: at-least-once, deduplicated by \`Idempotency-Key\`.** A write resolves — and the
 checkpoint may move past its events — only once every request of it was answered 2xx. A
-request that failed is sent again with the same body and the same \`Idempotency-Key\`, and
-requests of the same write already acknowledged are not sent again. After a restart, the
-events after the last checkpoint are sent again; their requests start at the same event, so
-they have the same keys unless the pipeline's batches were cut differently, in which case a
-request may hold some events already received: a receiver that must see each event once keeps
-the keys (or, finer, the event ids: \`dts-event-id\` is not in the body, so use the key with
-\`Dts-Event-Count\`) it has processed.
+request that failed is sent again with the same body and the same \`Idempotency-Key\`;
+requests of the same write already answered 2xx are not sent again. After a restart the
+events after the last checkpoint are sent again, cut into requests from the first of them:
+the same keys as before when the runner's batches were cut the same way, new keys (over
+events partly received already) when not. A receiver that must act on each event once keeps
+the keys it has processed, and when that is not enough, each event's source position
+(\`source.position\` in the \`event\` and \`debezium\` formats) with its place among the events
+of that position.
 
 \`headers\` are added to every request; they often carry a token, so like the URL they are
 never printed in a plan.`,
