@@ -364,13 +364,20 @@ export interface CheckpointStore {
  * with backoff; the others stop the pipeline with the message and the last durable position.
  */
 export class ConnectorError extends Error {
+  /**
+   * The least time the server asked to be left alone before the next attempt (an HTTP
+   * `Retry-After`): the retry waits at least this long, within the retry budget.
+   */
+  readonly retryAfterMs: number | undefined;
+
   constructor(
     message: string,
     readonly retriable: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
     this.name = "ConnectorError";
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 

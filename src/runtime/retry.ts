@@ -13,7 +13,9 @@
  * Delays grow exponentially from `initialDelayMs`, capped at `maxDelayMs`, with "full jitter"
  * (a random delay between 0 and the current bound, as in the AWS architecture blog's analysis),
  * so that many pipelines that lost the same server do not reconnect in lockstep; the last
- * delay is cut so that the last attempt falls on the end of the budget, not after it. Every
+ * delay is cut so that the last attempt falls on the end of the budget, not after it. A server
+ * that said when to come back (an HTTP 429's `Retry-After`, as `ConnectorError.retryAfterMs`)
+ * is waited for at least that long, within the budget. Every
  * retry logs how long the connector has been down and how much of its budget is left.
  */
 import { formatDuration } from "../model/duration.js";
@@ -142,13 +144,21 @@ export async function withRetry<T>(
     } catch (error) {
       if (!isRetriable(error)) throw error;
       if (signal?.aborted) throw error;
-      const step = outage.failed();
-      if (step.giveUp) throw new RetriesExhaustedError(what, step, outage.policy.retryForMs, error);
+      const failed = outage.failed();
+      if (failed.giveUp) throw new RetriesExhaustedError(what, failed, outage.policy.retryForMs, error);
+      const step = honourRetryAfter(failed, error);
       log.warn(`${what} failed; retrying`, retryFields(step, error));
       options.onRetry?.(error);
       await sleep(step.delayMs, signal);
     }
   }
+}
+
+/** A server that said when to come back (`retryAfterMs`) is not knocked at before, budget permitting. */
+function honourRetryAfter(step: OutageStep, error: unknown): OutageStep {
+  const after = error instanceof ConnectorError ? error.retryAfterMs : undefined;
+  if (after === undefined || after <= step.delayMs) return step;
+  return { ...step, delayMs: Math.min(after, step.leftMs) };
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (it never rejects). */

@@ -215,7 +215,10 @@ function compileSchema(schemaPath: string, options: StepCompileOptions): RowVali
     throw new StartValueError(`validate "${schemaPath}": not a valid JSON Schema: ${reasonOf(error)}`, { cause: error });
   }
   const validator = ((row: unknown) => check(row) as boolean) as RowValidator;
-  validator.describeErrors = () => ajv.errorsText(check.errors, { dataVar: "row" });
+  // Where in the row, what is wrong, and which rule of the schema said so: the schema path
+  // is what a reader of the dead-letter sink needs to find the rule (or fix the schema).
+  validator.describeErrors = () =>
+    (check.errors ?? []).map((error) => `${ajv.errorsText([error], { dataVar: "row" })} (schema ${error.schemaPath})`).join("; ");
   return validator;
 }
 

@@ -82,6 +82,26 @@ describe("retry", () => {
     expect(calls).toBe(1);
   });
 
+  it("waits at least a server's Retry-After, but never past the budget", async () => {
+    const delays: number[] = [];
+    const log = { ...silentLogger, warn: (_message: string, fields?: Record<string, unknown>) => void delays.push(fields!.delay_ms as number) };
+    let calls = 0;
+    const started = performance.now();
+    await withRetry("x", async () => {
+      if (++calls === 1) throw new ConnectorError("429", true, { retryAfterMs: 60 });
+      return 1;
+    }, { policy: { retryForMs: 10_000, initialDelayMs: 1, maxDelayMs: 1 }, log });
+    expect(delays).toEqual([60]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(59);
+
+    delays.length = 0;
+    const error = await withRetry("x", async () => {
+      throw new ConnectorError("429", true, { retryAfterMs: 60_000 });
+    }, { policy: { retryForMs: 80, initialDelayMs: 1, maxDelayMs: 1 }, log }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetriesExhaustedError);
+    expect(delays[0]).toBeLessThanOrEqual(80);
+  });
+
   it("a sink that fails twice retriably, then succeeds: nothing lost, nothing stopped", async () => {
     resetSeq();
     const { factory: sinkFactory, sinks } = recordingSinks({

@@ -125,7 +125,7 @@ describe("steps", () => {
     const rejected = sinks.get("rejected")!.events;
     expect(rejected.map((e) => e.event.key["id"])).toEqual([2, 3, 4]);
     expect(rejected[0]!.rejection).toEqual({
-      reason: "the row does not match order.schema.json: row/amount must be <= 100",
+      reason: "the row does not match order.schema.json: row/amount must be <= 100 (schema #/properties/amount/maximum)",
       where: 'flow:1/step:1: validate "order.schema.json"',
     });
     expect(rejected[1]!.rejection!.reason).toContain("must have required property 'amount'");
