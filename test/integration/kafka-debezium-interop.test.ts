@@ -14,7 +14,9 @@
  *   ts_ms        when each tool processed the event
  *
  * The rest of `source` (db, schema, table, txId, ts_ms of the commit for streamed changes)
- * must be equal. Starting Kafka Connect takes 15–40 s on this machine; the whole test stays
+ * must be equal. Then a dts worker (the kafka source) reads Debezium's topic into a second
+ * database, which must equal the source table (a jsonb column through `parse_json`, since
+ * Debezium writes its JSON as text). Starting Kafka Connect takes 15–40 s on this machine; the whole test stays
  * within about a minute.
  */
 import { execFile } from "node:child_process";
@@ -172,7 +174,8 @@ flow pg -> out
       `pipeline ${name}_read
 source debezium = kafka { brokers: ["${BROKER}"], topics: ["${dbzTopic}"], group: "${name}_read" }
 sink copy = postgres { url: "${target.url}" }
-flow debezium -> copy
+# Debezium writes a jsonb value as its JSON text (docs/guides/debezium-interop.md).
+flow debezium | map { ...row, doc: parse_json(row.doc) } -> copy
 `,
     );
     const finished = await runDtsRun([join(dir, "read.dts"), "--until-caught-up"], { cwd: dir, timeoutMs: 60_000 });
