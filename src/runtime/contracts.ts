@@ -351,19 +351,12 @@ export interface CheckpointStore {
 }
 
 /**
- * Errors a connector throws. `retriable` errors (a dropped connection, a deadlock) are retried
- * with backoff; the others stop the pipeline with the message and the last durable position.
+ * Errors a connector throws: `new ConnectorError(message, retriable, { cause, code })`.
+ * `retriable` errors (a dropped connection, a deadlock) are retried with backoff; the others
+ * stop the pipeline with the message and the last durable position. Defined with the rest of
+ * dts's errors, their codes and exit codes (src/diagnostics/errors.ts).
  */
-export class ConnectorError extends Error {
-  constructor(
-    message: string,
-    readonly retriable: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = "ConnectorError";
-  }
-}
+export { ConnectorError } from "../diagnostics/errors.js";
 
 export type SourceFactory = (context: SourceContext) => SourceReader;
 export type SinkFactory = (context: SinkContext) => SinkWriter;

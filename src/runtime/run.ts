@@ -29,7 +29,7 @@ import type { Plan } from "../plan/types.js";
 import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { ChangeEvent } from "../model/event.js";
 import { ConnectorError, type CheckpointStore, type Logger, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
-import { PipelineFailure, RejectedEventError, type FailureKind, type RunSummary } from "./failures.js";
+import { PipelineFailure, RejectedEventError, type RunSummary } from "./failures.js";
 import { FileCheckpointStore } from "./file-checkpoint-store.js";
 import { checkpointsInSink, PipelineGraph } from "./graph.js";
 import { asRunLogger, silentLogger, type RunLogger } from "./log.js";
@@ -155,7 +155,7 @@ class PipelineRun {
       // A rejection's message already says where (the step or the sink) and which event; a
       // lock's names the pipeline, and the position is the other run's to move, not this one's.
       const message = error instanceof RejectedEventError || error instanceof PipelineLockedError ? error.message : `${where}: ${messageOf(error)}`;
-      throw new PipelineFailure(failureKind(error), message, error instanceof PipelineLockedError ? undefined : summary, { cause: error });
+      throw new PipelineFailure(message, error instanceof PipelineLockedError ? undefined : summary, { cause: error });
     }
     log.debug("pipeline stopped", { stopped_by: summary.stoppedBy, seconds: summary.seconds });
     return summary;
@@ -436,7 +436,7 @@ class PipelineRun {
         // Another run started while the lock was free: it reads from the same checkpoints, and
         // this run must not write beside it. Its holder is named, in case it is not wanted.
         this.fail(
-          new ConnectorError(`lost the pipeline's lock, and another run took it meanwhile; stopping this run, which wrote nothing since. ${error.message}`, false, { cause: error }),
+          new ConnectorError(`lost the pipeline's lock, and another run took it meanwhile; stopping this run, which wrote nothing since. ${error.message}`, false, { cause: error, code: "DTS7109" }),
           "checkpoint store",
         );
       } else this.fail(error, "checkpoint store");
@@ -547,13 +547,6 @@ export function sinksWithoutReplay(plan: Plan): Set<string> {
   const inSink = checkpointsInSink(plan);
   const feeding = plan.sources.filter((source) => plan.flows.some((flow) => flow.source === source.name && flow.sinks.includes(holder)));
   return feeding.length > 0 && feeding.every((source) => inSink.get(source.name) === true) ? new Set([holder]) : new Set();
-}
-
-function failureKind(error: unknown): FailureKind {
-  if (error instanceof StartValueError || error instanceof PipelineLockedError) return "start";
-  if (error instanceof RejectedEventError) return "rejected";
-  if (error instanceof ConnectorNotBuiltError) return "connector";
-  return "connector";
 }
 
 /** A duration of the plan, in ms; a bad one (from env() at start) stops the start. */

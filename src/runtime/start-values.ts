@@ -14,11 +14,12 @@ import { compileExpr, evaluateAtStart, type CompileScope, type EvalContext } fro
 import type { JsonValue } from "../model/json-value.js";
 import type { OptionPlan, Plan } from "../plan/types.js";
 import type { SinkEvent } from "./contracts.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 /** A value fixed at start could not be computed: an unset variable, a bad value. Exit code 1. */
-export class StartValueError extends Error {
+export class StartValueError extends DtsError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super("DTS7001", message, options);
     this.name = "StartValueError";
   }
 }

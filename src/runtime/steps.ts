@@ -25,6 +25,7 @@ import { compileExpr, type CompileScope, type CompiledExpr } from "../expr/compi
 import type { FlowPlan, PlanExpr, StepPlan } from "../plan/types.js";
 import type { Logger, SinkEvent } from "./contracts.js";
 import { defaultTarget, MutableContext, StartValueError } from "./start-values.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 const require = createRequire(import.meta.url);
 const Ajv2020 = require("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js").default;
@@ -69,7 +70,12 @@ interface StepState {
 type StepFn = (state: StepState) => boolean;
 
 /** A step refused an event. `message` is the reason a user reads. */
-class StepRejection extends Error {}
+class StepRejection extends DtsError {
+  constructor(message: string) {
+    super("DTS7202", message);
+    this.name = "StepRejection";
+  }
+}
 
 export interface StepCompileOptions {
   readonly scope: CompileScope;
