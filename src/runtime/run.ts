@@ -28,7 +28,7 @@ import type { Value } from "../model/value.js";
 import type { Plan } from "../plan/types.js";
 import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { ChangeEvent } from "../model/event.js";
-import { ConnectorError, type CheckpointStore, type Logger, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
+import { ConnectorError, type CheckpointStore, type Logger, type SinkEvent, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
 import { PipelineFailure, RejectedEventError, type RunSummary } from "./failures.js";
 import { FileCheckpointStore } from "./file-checkpoint-store.js";
 import { checkpointsInSink, PipelineGraph } from "./graph.js";
@@ -354,13 +354,23 @@ class PipelineRun {
    * pipeline source that read them, so with two sources of one connector the first that
    * knows the table answers.
    */
-  private async describeSource(event: ChangeEvent): Promise<TableSchema | undefined> {
-    for (const [name, pump] of this.pumps) {
-      if (this.sourceConnectors.get(name) !== event.source.connector) continue;
-      const schema = await pump.reader?.describe?.({ schema: event.source.schema || event.source.db, table: event.source.table });
-      if (schema !== undefined) return schema;
+  /**
+   * The schema of the table an event was read from, asked of the source that read it: the
+   * flow's own source, named by the SinkEvent. A bare ChangeEvent names only its connector, and
+   * two sources of one connector may each have a table of that name, so it is answered only
+   * when one source could have read it: an undefined answer (types inferred from the values)
+   * is better than another table's columns.
+   */
+  private async describeSource(given: SinkEvent | ChangeEvent): Promise<TableSchema | undefined> {
+    const named = "target" in given ? given.sourceName : undefined;
+    const event = "target" in given ? given.event : given;
+    let source = named;
+    if (source === undefined) {
+      const candidates = [...this.pumps.keys()].filter((name) => this.sourceConnectors.get(name) === event.source.connector);
+      if (candidates.length !== 1) return undefined;
+      source = candidates[0]!;
     }
-    return undefined;
+    return this.pumps.get(source)?.reader?.describe?.({ schema: event.source.schema || event.source.db, table: event.source.table });
   }
 
   private checkpointStore(sinks: ReadonlyMap<string, SinkWriter>): CheckpointStore {

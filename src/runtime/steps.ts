@@ -95,6 +95,7 @@ export function compileFlow(flow: FlowPlan, options: StepCompileOptions): Compil
   }
   const state: StepState = { event: undefined as unknown as ChangeEvent, target: "" };
   const stepCount = steps.length;
+  const sourceName = flow.source;
 
   const run = (events: readonly ChangeEvent[], out: FlowOutput): void => {
     for (let index = 0; index < events.length; index++) {
@@ -106,12 +107,12 @@ export function compileFlow(flow: FlowPlan, options: StepCompileOptions): Compil
       try {
         for (; step < stepCount; step++) if (!steps[step]!(state)) break;
       } catch (error) {
-        out.rejected.push({ event, target, rejection: { reason: reasonOf(error), where: places[step]! } });
+        out.rejected.push({ event, target, sourceName, rejection: { reason: reasonOf(error), where: places[step]! } });
         out.rejectedIndex.push(index);
         continue;
       }
       if (step < stepCount) continue;
-      out.kept.push({ event: state.event, target: state.target });
+      out.kept.push({ event: state.event, target: state.target, sourceName });
       out.keptIndex.push(index);
     }
   };

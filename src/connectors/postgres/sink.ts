@@ -118,7 +118,7 @@ export interface PostgresSinkOptions {
   readonly pipeline: string;
   readonly name: string;
   readonly log: Logger;
-  readonly describeSource?: (event: ChangeEvent) => Promise<TableSchema | undefined>;
+  readonly describeSource?: (event: SinkEvent | ChangeEvent) => Promise<TableSchema | undefined>;
   readonly method?: UpsertMethod;
   /** Snapshot chunks loaded at once, each on its own connection. */
   readonly snapshotWriters?: number;
@@ -445,7 +445,7 @@ export class PostgresSink implements SinkWriter {
       for (let index = 0; index < events.length; index++) {
         const sinkEvent = events[index]!;
         const table = this.tables.get(sinkEvent.target) ?? (await this.resolveOnce(session, sinkEvent.target, () => events));
-        if (sinkEvent.event.op === "update" && !this.sourceColumns.has(table.display)) await this.learnSourceColumns(table, sinkEvent.event);
+        if (sinkEvent.event.op === "update" && !this.sourceColumns.has(table.display)) await this.learnSourceColumns(table, sinkEvent);
         try {
           byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets, this.absentOf));
         } catch (error) {
@@ -475,7 +475,7 @@ export class PostgresSink implements SinkWriter {
    */
   private async addColumns(session: Session, table: TargetTable, columns: readonly string[], events: readonly SinkEvent[], inTransaction: boolean): Promise<void> {
     const client = await this.connection(session);
-    const described = await this.options.describeSource?.(events[0]!.event).catch(() => undefined);
+    const described = await this.options.describeSource?.(events[0]!).catch(() => undefined);
     const declared = described === undefined ? new Map<string, string>() : new Map((await definitionsFromSchema(client, described)).map((c) => [c.name, c.type]));
     const steps: ColumnSync[] = columns.map((column) => ({
       kind: "add",
@@ -647,7 +647,7 @@ export class PostgresSink implements SinkWriter {
   }
 
   /** Which of the target's columns its source table has: an update lacking one of them lacks a value. */
-  private async learnSourceColumns(table: TargetTable, event: ChangeEvent): Promise<void> {
+  private async learnSourceColumns(table: TargetTable, event: SinkEvent): Promise<void> {
     const schema = await this.options.describeSource?.(event).catch(() => undefined);
     this.sourceColumns.set(table.display, schema === undefined ? null : new Set(schema.columns.map((column) => column.name)));
   }
@@ -750,7 +750,7 @@ export class PostgresSink implements SinkWriter {
         seen.set(name, values);
       }
     }
-    const described = await this.options.describeSource?.(first.event).catch(() => undefined);
+    const described = await this.options.describeSource?.(first).catch(() => undefined);
     let columns: ColumnDefinition[] = [];
     let primaryKey: readonly string[] = [];
     if (described !== undefined) {
