@@ -22,7 +22,8 @@
  * cannot be taken again within that `retry_for`.
  */
 import { resolve } from "node:path";
-import { ConnectorNotBuiltError, loadSink, loadSource } from "../connectors/registry.js";
+import { loadSink, loadSource } from "../connectors/registry.js";
+import { withoutOption } from "../connectors/options.js";
 import { parseDuration } from "../model/duration.js";
 import type { Value } from "../model/value.js";
 import type { Plan } from "../plan/types.js";
@@ -568,6 +569,5 @@ function durationOf(text: string, what: string): number {
 
 /** The options a connector is given: `retry_for` is the runner's, not the connector's. */
 function connectorOptions(resolved: ResolvedOptions): Record<string, Value> {
-  const { retry_for: _runnersOwn, ...options } = resolved.options;
-  return options;
+  return withoutOption(resolved.options, "retry_for");
 }

@@ -33,7 +33,8 @@ import type { ChangeEvent } from "../../model/event.js";
 import { encodeJson } from "../../model/json.js";
 import { Timestamp } from "../../model/timestamp.js";
 import type { Row, Value } from "../../model/value.js";
-import { stringOption } from "../../runtime/connector-options.js";
+import { optionsOf } from "../options.js";
+import { sinkSpec } from "./spec.js";
 import {
   ConnectorError,
   type Rejection,
@@ -223,12 +224,11 @@ interface Settings {
 
 function readSettings(context: SinkContext): Settings {
   const connector = `duckdb sink "${context.name}"`;
-  const path = stringOption(context.options, connector, "path");
-  const table = stringOption(context.options, connector, "table", undefined);
-  const mode = stringOption(context.options, connector, "mode", "upsert");
+  // Checked and defaulted once against the spec (connectors/options.ts); an empty name is not
+  // something the spec's types can refuse.
+  const { path, table, mode } = optionsOf(sinkSpec, context.options, `sink ${context.name}`);
   if (path === "") throw new ConnectorError(`${connector}: option path must name a file`, false);
   if (table === "") throw new ConnectorError(`${connector}: option table must not be empty`, false);
-  if (mode !== "append" && mode !== "upsert") throw new ConnectorError(`${connector}: option mode must be "append" or "upsert", found ${JSON.stringify(mode)}`, false);
   return {
     path,
     file: path === ":memory:" ? path : resolve(context.baseDir ?? ".", path),

@@ -57,7 +57,8 @@ import type pg from "pg";
 import copyStreams from "pg-copy-streams";
 import type { ChangeEvent } from "../../model/event.js";
 import type { Row, Value } from "../../model/value.js";
-import { integerOption, stringOption } from "../../runtime/connector-options.js";
+import { optionsOf } from "../options.js";
+import { sinkSpec } from "./spec.js";
 import {
   batchSize,
   ConnectorError,
@@ -127,16 +128,13 @@ export interface PostgresSinkOptions {
 }
 
 export function createSink(context: SinkContext): SinkWriter {
-  const { options } = context;
-  const createTables = options["create_tables"];
-  if (createTables !== undefined && createTables !== null && typeof createTables !== "boolean") {
-    throw new ConnectorError("postgres sink: option create_tables must be a boolean", false);
-  }
+  // Checked and defaulted once against the spec (connectors/options.ts).
+  const options = optionsOf(sinkSpec, context.options, `sink ${context.name}`);
   return new PostgresSink({
-    url: stringOption(options, "postgres sink", "url"),
-    createTables: createTables === true,
-    batchSize: integerOption(options, "postgres sink", "batch_size", 10_000, 1),
-    snapshotWriters: integerOption(options, "postgres sink", "snapshot_writers", DEFAULT_SNAPSHOT_WRITERS, 1),
+    url: options.url,
+    createTables: options.create_tables,
+    batchSize: options.batch_size,
+    snapshotWriters: options.snapshot_writers,
     pipeline: context.pipeline,
     name: context.name,
     log: context.log,
