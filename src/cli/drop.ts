@@ -36,14 +36,14 @@ export async function run(file: string, options: DropOptions): Promise<number> {
     const name = pipeline.plan.pipeline.name;
     const say = (text: string): void => void process.stdout.write(`${text}\n`);
     const located = await pipelineCheckpoints(pipeline.plan, pipeline.values, pipeline.baseDir, TOOL);
-    if (located.store === undefined) throw new ToolError(`cannot open the checkpoints of pipeline "${name}" in ${located.where}: ${located.reason}`, 3);
+    if (located.store === undefined) throw new ToolError("DTS7101", `cannot open the checkpoints of pipeline "${name}" in ${located.where}: ${located.reason}`);
     const store = located.store;
     let release: (() => Promise<void>) | undefined;
     try {
       try {
         release = await store.lock?.({ log: stderrLogger, onLost: () => {} });
       } catch (error) {
-        if (error instanceof PipelineLockedError) throw new ToolError(`refused: ${error.message}`, 1);
+        if (error instanceof PipelineLockedError) throw new ToolError("DTS7006", `refused: ${error.message}`, { cause: error });
         throw error;
       }
       const items: DropItem[] = [];

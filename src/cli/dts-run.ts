@@ -4,7 +4,8 @@
  * runs a pipeline.
  * `--help` and `--version` print the usage and the version.
  *
- * Exit codes (also in docs/running.md):
+ * Exit codes (also in docs/running.md; a failure's is its error code's, decided in
+ * src/diagnostics/errors.ts):
  *   0  stopped normally: the sources ended, --until-caught-up was reached, or SIGINT/SIGTERM
  *      (everything read was drained and checkpointed first)
  *   1  the pipeline cannot start: compile errors (printed), a value fixed at start cannot be
@@ -31,7 +32,8 @@ import { Metrics } from "../runtime/metrics.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "../runtime/metrics-endpoint.js";
 import { runReportPath, startRunReports, type RunReporter } from "../runtime/run-report.js";
 import { ProgressDisplay } from "../runtime/progress.js";
-import { PipelineFailure, runPipeline, type FailureKind, type RunSummary } from "../runtime/run.js";
+import { EXIT, exitCodeOf, runtimeErrors } from "../diagnostics/errors.js";
+import { PipelineFailure, runPipeline, type RunSummary } from "../runtime/run.js";
 import { describeOptions, dtsVersion, parseCommandLine, type OptionTable } from "./command-line.js";
 
 const options: OptionTable = {
@@ -49,8 +51,6 @@ ${describeOptions(options)}
 
 SIGINT or SIGTERM stops the run after draining and checkpointing; a second one exits at once.
 Exit codes: docs/running.md.`;
-
-const EXIT_FOR: Readonly<Record<FailureKind, number>> = { start: 1, connector: 3, rejected: 4 };
 
 interface Arguments {
   readonly file: string;
@@ -175,7 +175,9 @@ async function runFile(args: Arguments): Promise<number> {
     if (error.summary !== undefined) {
       process.stderr.write(`dts-run: last durable positions: ${describePositions(error.summary)}\n`);
     }
-    return EXIT_FOR[error.kind];
+    // The code is what a supervisor or a search of the docs goes by; the message is for a person.
+    process.stderr.write(`dts-run: error code ${error.code}, exit ${error.exitCode}: ${runtimeErrors[error.code].meaning}\n`);
+    return exitCodeOf(error);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -234,6 +236,6 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     process.stderr.write(`dts-run: internal error: ${(error as Error).message}\n`);
     if (process.argv.includes("debug")) process.stderr.write(`${(error as Error).stack}\n`);
-    process.exitCode = 70;
+    process.exitCode = EXIT.internal;
   },
 );

@@ -13,7 +13,7 @@ import { compileText } from "../compile.js";
 import { renderDiagnostics, summarize } from "../diagnostics/render.js";
 import { printPlanDot, printPlanJson, printPlanMermaid } from "../plan/print.js";
 import { describeOptions, dtsVersion, parseCommandLine, type OptionTable } from "./command-line.js";
-import { ToolError } from "./pipeline-tools.js";
+import { DtsError, EXIT, exitCodeOf } from "../diagnostics/errors.js";
 
 interface Command {
   /** The arguments after the command's name. */
@@ -160,9 +160,9 @@ async function check(files: readonly string[], live: boolean): Promise<number> {
       try {
         result = await (await import("./live.js")).checkLive(file, text);
       } catch (error) {
-        if (!(error instanceof ToolError)) throw error;
+        if (!(error instanceof DtsError)) throw error;
         process.stderr.write(`dts check --live: ${error.message}\n`);
-        return error.exitCode;
+        return exitCodeOf(error);
       }
       diagnostics = result.diagnostics;
       const notChecked = result.notChecked.length === 0 ? "" : `; not checked live: ${result.notChecked.join(", ")}`;
@@ -212,6 +212,6 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     process.stderr.write(`dts: internal error: ${(error as Error).message}\n`);
-    process.exitCode = 70;
+    process.exitCode = EXIT.internal;
   },
 );

@@ -14,7 +14,7 @@
  *               it is about (or at the flow's read of `before`), and the fix as help
  *
  * A connector that declares neither is named in the summary line ("not checked live"). A
- * server that cannot be reached is not a finding: a ToolError with exit code 3.
+ * server that cannot be reached is not a finding: a ToolError with the connector's code (exit 3).
  */
 import type { Expr, FlowDecl, PipelineFile, SinkDecl, SourceDecl, Span } from "../ast/nodes.js";
 import type { ColumnInfo } from "../check/expressions.js";
@@ -49,7 +49,7 @@ export async function checkLive(file: string, text: string): Promise<LiveCheck> 
   try {
     values = resolveStartValues(plan);
   } catch (error) {
-    if (error instanceof StartValueError) throw new ToolError(`cannot compute the connectors' options: ${error.message}`, 1);
+    if (error instanceof StartValueError) throw new ToolError(error.code, `cannot compute the connectors' options: ${error.message}`, { cause: error });
     throw error;
   }
   const declarations = first.ast.declarations;
@@ -110,7 +110,7 @@ async function asking(label: string, body: () => Promise<void>): Promise<void> {
   try {
     await body();
   } catch (error) {
-    if (error instanceof ConnectorError) throw new ToolError(`${label.replace(/ \(.*\)$/, "")}: ${error.message}`, 3);
+    if (error instanceof ConnectorError) throw new ToolError(error.code, `${label.replace(/ \(.*\)$/, "")}: ${error.message}`, { cause: error });
     throw error;
   }
 }

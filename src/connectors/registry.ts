@@ -18,6 +18,7 @@ import { connector as rabbitmq } from "./rabbitmq/index.js";
 import { connector as redis } from "./redis/index.js";
 import type { ConnectorSpec, Role } from "./spec.js";
 import type { SinkFactory, SourceFactory } from "../runtime/contracts.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 export const connectors: readonly Connector[] = [datagen, discard, duckdb, http, jsonl, kafka, mysql, nats, postgres, rabbitmq, redis];
 
@@ -54,12 +55,12 @@ export function isBuilt(role: Role, name: string): boolean {
   return role === "source" ? findSource(name)?.createSource !== undefined : findSink(name)?.createSink !== undefined;
 }
 
-export class ConnectorNotBuiltError extends Error {
+export class ConnectorNotBuiltError extends DtsError {
   constructor(
     readonly connector: string,
     readonly role: Role,
   ) {
-    super(`the ${connector} ${role} is specified but not built yet; see docs/connectors/README.md for the status of each connector`);
+    super("DTS7104", `the ${connector} ${role} is specified but not built yet; see docs/connectors/README.md for the status of each connector`);
     this.name = "ConnectorNotBuiltError";
   }
 }

@@ -7,6 +7,7 @@
 
 import { DURATION_MEANING, DURATION_PATTERN } from "../model/duration.js";
 import type { JsonValue } from "../model/json-value.js";
+import type { Value } from "../model/value.js";
 
 export type { JsonValue };
 
@@ -35,41 +36,49 @@ export interface OptionField {
   readonly example?: string;
   /** Passwords and tokens: never printed in a plan. */
   readonly secret?: boolean;
+  /** An integer option given to the connector as a bigint, exact beyond 2^53 (a seed). */
+  readonly big?: boolean;
 }
 
 export type Role = "source" | "sink";
 
-export interface ConnectorSpec {
+export interface ConnectorSpec<Options extends Readonly<Record<string, OptionField>> = Readonly<Record<string, OptionField>>> {
   readonly name: string;
   readonly role: Role;
   /** One line, shown in lists and at the top of the doc page. */
   readonly summary: string;
   /** Paragraphs of Markdown: behaviour, guarantees, what the connector needs from the server. */
   readonly description: string;
-  readonly options: Readonly<Record<string, OptionField>>;
+  readonly options: Options;
   /** A complete declaration, e.g. `source shop = postgres { ... }`, shown on the doc page. */
   readonly example: string;
 }
 
 type FieldOptions = Partial<Omit<OptionField, "type" | "description">>;
 
-function make(type: OptionType, description: string, options: FieldOptions): OptionField {
-  return { type, description, timing: "start", required: false, ...options };
+/**
+ * A field keeps the literal types it was declared with (its type, `required`, `default`, its
+ * enum), so that `OptionsOf<typeof spec>` can say what a connector receives.
+ */
+type Field<T extends OptionType, O extends FieldOptions> = OptionField & { readonly type: T } & O;
+
+function make<T extends OptionType, const O extends FieldOptions>(type: T, description: string, options: O): Field<T, O> {
+  return { type, description, timing: "start", required: false, ...options } as Field<T, O>;
 }
 
 /** Builders so that a spec reads as a table: `url: field.string("...", { required: true })`. */
 export const field = {
-  string: (description: string, options: FieldOptions = {}) => make("string", description, options),
-  integer: (description: string, options: FieldOptions = {}) => make("integer", description, options),
-  number: (description: string, options: FieldOptions = {}) => make("number", description, options),
-  boolean: (description: string, options: FieldOptions = {}) => make("boolean", description, options),
-  strings: (description: string, options: FieldOptions = {}) => make("string[]", description, options),
-  record: (description: string, options: FieldOptions = {}) => make("record", description, options),
-  any: (description: string, options: FieldOptions = {}) => make("any", description, options),
-  enumeration: (values: readonly string[], description: string, options: FieldOptions = {}) =>
+  string: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) => make("string", description, options),
+  integer: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) => make("integer", description, options),
+  number: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) => make("number", description, options),
+  boolean: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) => make("boolean", description, options),
+  strings: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) => make("string[]", description, options),
+  record: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) => make("record", description, options),
+  any: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) => make("any", description, options),
+  enumeration: <const V extends readonly string[], const O extends FieldOptions = {}>(values: V, description: string, options: O = {} as O) =>
     make("string", description, { ...options, enum: values }),
-  duration: (description: string, options: FieldOptions = {}) =>
-    make("string", description, { ...options, format: "duration", pattern: { regex: DURATION_PATTERN, meaning: DURATION_MEANING } }),
+  duration: <const O extends FieldOptions = {}>(description: string, options: O = {} as O) =>
+    make("string", description, { ...options, format: "duration" as const, pattern: { regex: DURATION_PATTERN, meaning: DURATION_MEANING } }),
 };
 
 /**
@@ -77,14 +86,14 @@ export const field = {
  * (runtime/run.ts) and does not pass them on: they are about how the runner treats the
  * connector, not about the connector's own work.
  */
-export const COMMON_OPTIONS: Readonly<Record<string, OptionField>> = {
+export const COMMON_OPTIONS = {
   retry_for: field.duration(
     "How long the connector may stay unreachable (failing with errors it marks retriable: a dropped connection, a server restarting) before the pipeline stops, counted from the first failure of an outage; a success ends the outage. Retries back off exponentially, with jitter, up to 10 s apart. Without it, the pipeline's `retry_for` (10 minutes unless set).",
     { example: `"30m"` },
   ),
-};
+} satisfies Readonly<Record<string, OptionField>>;
 
-export function defineConnector(spec: ConnectorSpec): ConnectorSpec {
+export function defineConnector<const Options extends Readonly<Record<string, OptionField>>>(spec: ConnectorSpec<Options>): ConnectorSpec<Options & typeof COMMON_OPTIONS> {
   for (const [name, option] of Object.entries(spec.options)) {
     if (option.required && option.default !== undefined) {
       throw new Error(`connector ${spec.name}: option ${name} is required and has a default`);
@@ -164,3 +173,38 @@ export function describeType(option: OptionField): string {
       return `a ${option.type}`;
   }
 }
+
+/** What a connector receives for one option: the spec's type, its enum's values. */
+type OptionValue<F extends OptionField> = F extends { readonly enum: readonly (infer E)[] }
+  ? E
+  : F["type"] extends "string"
+    ? string
+    : F["type"] extends "integer"
+      ? F extends { readonly big: true }
+        ? bigint
+        : number
+      : F["type"] extends "number"
+        ? number
+        : F["type"] extends "boolean"
+          ? boolean
+          : F["type"] extends "string[]"
+            ? readonly string[]
+            : F["type"] extends "record"
+              ? F extends { readonly values: "string" }
+                ? Readonly<Record<string, string>>
+                : Readonly<Record<string, Value>>
+              : Value;
+
+/** Whether an option always has a value: it is required, or has a default. */
+type AlwaysSet<F extends OptionField> = F extends { readonly required: true } ? true : F extends { readonly default: JsonValue } ? true : false;
+
+/**
+ * The options a connector receives, derived from its spec: `OptionsOf<typeof sinkSpec>`. Every
+ * option that is required or has a default is there; the others may be undefined. Start-time
+ * options only: an option computed per event is a function in `SinkContext.eventOptions`.
+ */
+export type OptionsOf<S extends ConnectorSpec> = {
+  readonly [K in keyof S["options"] as AlwaysSet<S["options"][K]> extends true ? K : never]: OptionValue<S["options"][K]>;
+} & {
+  readonly [K in keyof S["options"] as AlwaysSet<S["options"][K]> extends true ? never : K]?: OptionValue<S["options"][K]> | undefined;
+};

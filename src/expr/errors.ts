@@ -12,6 +12,7 @@
  * id and text, or the option's name and text.
  */
 import type { PlanExpr } from "../plan/types.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 export type ExpressionErrorCode =
   /** An operand or argument of the wrong runtime type: `"a" * 2`, `lower(5)`. */
@@ -31,15 +32,20 @@ export type ExpressionErrorCode =
   /** An expression fixed at start reads the change event, or env() arguments do. */
   | "not-at-start";
 
-export class ExpressionError extends Error {
-  readonly code: ExpressionErrorCode;
+/**
+ * Its DTS code is DTS7005, the exit code of an expression that fails at start: per event the
+ * runtime turns it into a rejection (DTS7201), so it reaches the top unwrapped only from a
+ * start. `kind` says what went wrong.
+ */
+export class ExpressionError extends DtsError {
+  readonly kind: ExpressionErrorCode;
   /** The node that failed: for an operator, its unary or binary node; for a bad argument, the argument. */
   readonly node: PlanExpr;
 
-  constructor(code: ExpressionErrorCode, message: string, node: PlanExpr) {
-    super(message);
+  constructor(kind: ExpressionErrorCode, message: string, node: PlanExpr) {
+    super("DTS7005", message);
     this.name = "ExpressionError";
-    this.code = code;
+    this.kind = kind;
     this.node = node;
   }
 }

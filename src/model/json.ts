@@ -41,6 +41,7 @@ import { Decimal } from "./decimal.js";
 import { isOp, type ChangeEvent, type Op, type SourceInfo } from "./event.js";
 import type { Position } from "./position.js";
 import { Timestamp } from "./timestamp.js";
+import { DtsError } from "../diagnostics/errors.js";
 import { isRecord, JSON_NULL, JsonNull, normalizeInteger, setField, type Row, type Value } from "./value.js";
 
 const BYTES_KEY = "$bytes";
@@ -357,9 +358,9 @@ function interpret(record: Row): Value {
 
 // ---------------------------------------------------------------- change events
 
-export class EventDecodeError extends Error {
+export class EventDecodeError extends DtsError {
   constructor(message: string) {
-    super(message);
+    super("DTS7108", message);
     this.name = "EventDecodeError";
   }
 }

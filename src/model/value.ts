@@ -32,6 +32,7 @@
  */
 import { Decimal } from "./decimal.js";
 import { Timestamp } from "./timestamp.js";
+import type { JsonValue } from "./json-value.js";
 
 /** JSON's null as a whole column value: a value, unlike SQL NULL. Use the one instance, `JSON_NULL`. */
 export class JsonNull {
@@ -313,4 +314,13 @@ export function valuesEqual(a: Value, b: Value): boolean {
     if (!Object.hasOwn(b, k) || !valuesEqual(a[k]!, b[k]!)) return false;
   }
   return true;
+}
+
+/** A constant from a plan or a spec as a value: JSON is a subset of values, numbers included. */
+export function jsonToValue(json: JsonValue): Value {
+  if (json === null || typeof json !== "object") return json;
+  if (Array.isArray(json)) return json.map(jsonToValue);
+  const out: Row = {};
+  for (const [name, value] of Object.entries(json)) setField(out, name, jsonToValue(value));
+  return out;
 }

@@ -20,8 +20,9 @@ export function compilePlan(checked: CheckedPipeline, text: string): Plan {
     const options: Record<string, OptionPlan> = {};
     for (const [name, spec] of Object.entries(c.spec.options)) {
       const written = c.options.get(name);
-      if (written !== undefined) options[name] = valueOf(written.field.value, spec.timing);
-      else if (spec.default !== undefined) options[name] = { constant: spec.default };
+      const secret = spec.secret === true ? { secret: true as const } : {};
+      if (written !== undefined) options[name] = { ...valueOf(written.field.value, spec.timing), ...secret };
+      else if (spec.default !== undefined) options[name] = { constant: spec.default, ...secret };
     }
     return { id: `${prefix}:${c.decl.name.text}`, name: c.decl.name.text, connector: c.spec.name, options };
   };

@@ -3,10 +3,9 @@
  * form golden files pin), and the graph of sources, steps and sinks as Graphviz dot or Mermaid.
  *
  * Printing is where secrets are removed: the password of a URL and every other value of an
- * option its spec marks secret become "***". The in-memory plan keeps them, because the
+ * option the plan marks secret (from its spec, at compile time) become "***". The in-memory plan keeps them, because the
  * runtime needs them; what is printed, stored or diffed never does.
  */
-import { findSpec } from "../connectors/registry.js";
 import type { JsonValue } from "../model/json-value.js";
 import { lexTokens } from "../syntax/parse.js";
 import { Colon, LParen, StringLiteral } from "../syntax/tokens.js";
@@ -34,19 +33,18 @@ export function printPlanJson(plan: Plan): string {
 }
 
 export function redactPlan(plan: Plan): Plan {
-  const redact = <T extends SourcePlan | SinkPlan>(connector: T, role: "source" | "sink"): T => {
-    const spec = findSpec(role, connector.connector);
+  const redact = <T extends SourcePlan | SinkPlan>(connector: T): T => {
     const options: Record<string, OptionPlan> = {};
     for (const [name, option] of Object.entries(connector.options)) {
-      options[name] = spec?.options[name]?.secret ? redactOption(option) : option;
+      options[name] = option.secret === true ? redactOption(option) : option;
     }
     return { ...connector, options };
   };
   const redacted: Plan = {
     ...plan,
     lets: plan.lets.map((letPlan) => (letPlan.secret ? { ...letPlan, value: redactOption(letPlan.value) } : letPlan)),
-    sources: plan.sources.map((s) => redact(s, "source")),
-    sinks: plan.sinks.map((s) => redact(s, "sink")),
+    sources: plan.sources.map((s) => redact(s)),
+    sinks: plan.sinks.map((s) => redact(s)),
   };
   // A password in a URL is a secret wherever it is written: an env() default, a let, a step.
   return hideUrlPasswords(redacted) as Plan;
@@ -54,7 +52,7 @@ export function redactPlan(plan: Plan): Plan {
 
 /** A secret option or let: a constant is hidden; an expression keeps its shape and env() names, not its literals. */
 function redactOption(option: OptionPlan): OptionPlan {
-  if ("constant" in option) return { constant: redactValue(option.constant) };
+  if ("constant" in option) return { ...option, constant: redactValue(option.constant) };
   return { ...option, expr: redactExpr(option.expr), text: redactSourceText(option.text) };
 }
 

@@ -49,15 +49,19 @@ export interface LetPlan {
  * or an expression evaluated once at start or for every event.
  */
 export type OptionPlan =
-  | { readonly constant: JsonValue }
-  | { readonly expr: PlanExpr; readonly timing: "start" | "event"; readonly text: string };
+  | { readonly constant: JsonValue; readonly secret?: true }
+  | { readonly expr: PlanExpr; readonly timing: "start" | "event"; readonly text: string; readonly secret?: true };
 
 export interface SourcePlan {
   /** `source:NAME` */
   readonly id: string;
   readonly name: string;
   readonly connector: string;
-  /** Every option of the connector that has a value: the ones written, then defaults. */
+  /**
+   * Every option of the connector that has a value: the ones written, then defaults. An option
+   * its spec marks secret says so (`secret: true`): a printed plan hides its value, and nothing
+   * needs the spec to know.
+   */
   readonly options: Readonly<Record<string, OptionPlan>>;
 }
 

@@ -3,6 +3,11 @@
  * the connector's JSON Schema, but an option computed at start (`env("ROWS", 1000)`) is only
  * known now, so a connector reads its options through these, which check the kind and give a
  * `ConnectorError` naming the option instead of a TypeError somewhere deeper.
+ *
+ * Superseded: options are now read once, against the spec, when they are resolved, and a
+ * connector takes them typed with `optionsOf(spec, context.options)` (connectors/options.ts).
+ * No connector here uses these any more; they stay only until the connectors being written
+ * beside this change have moved over, and then go.
  */
 import { Decimal } from "../model/decimal.js";
 import { typeOf, type Value } from "../model/value.js";

@@ -187,6 +187,12 @@ export interface SinkEvent {
   readonly event: ChangeEvent;
   /** `target`: the source table, unless a `route` step set another. */
   readonly target: string;
+  /**
+   * The pipeline source whose flow gave the event (its name in the file): what
+   * `SinkContext.describeSource` asks, since two sources of one connector may hold tables of
+   * the same name. Set by the runtime.
+   */
+  readonly sourceName?: string;
   /** Set only for events sent to the dead-letter sink: why the event was rejected, and where. */
   readonly rejection?: { readonly reason: string; readonly where: string };
 }
@@ -263,9 +269,11 @@ export interface SinkContext {
   /**
    * Optional: the schema of the source table an event came from (the `describe` of the source
    * that read it), for `create_tables`. Sinks infer types from values when it is absent or
-   * gives undefined.
+   * gives undefined. Give it the SinkEvent: its `sourceName` says which source read it. A bare
+   * ChangeEvent only names its connector, so it is answered only when the pipeline has one
+   * source of that connector (with two PostgreSQL sources, a same-named table may be in both).
    */
-  readonly describeSource?: (event: ChangeEvent) => Promise<TableSchema | undefined>;
+  readonly describeSource?: (event: SinkEvent | ChangeEvent) => Promise<TableSchema | undefined>;
   /**
    * Whether a write of this sink may be given again after a crash (true when absent): the
    * position of a source that feeds it is saved outside its own transactions (a checkpoint
@@ -360,26 +368,12 @@ export interface CheckpointStore {
 }
 
 /**
- * Errors a connector throws. `retriable` errors (a dropped connection, a deadlock) are retried
- * with backoff; the others stop the pipeline with the message and the last durable position.
+ * Errors a connector throws: `new ConnectorError(message, retriable, { cause, code })`.
+ * `retriable` errors (a dropped connection, a deadlock) are retried with backoff; the others
+ * stop the pipeline with the message and the last durable position. Defined with the rest of
+ * dts's errors, their codes and exit codes (src/diagnostics/errors.ts).
  */
-export class ConnectorError extends Error {
-  /**
-   * The least time the server asked to be left alone before the next attempt (an HTTP
-   * `Retry-After`): the retry waits at least this long, within the retry budget.
-   */
-  readonly retryAfterMs: number | undefined;
-
-  constructor(
-    message: string,
-    readonly retriable: boolean,
-    options?: { cause?: unknown; retryAfterMs?: number },
-  ) {
-    super(message, options);
-    this.name = "ConnectorError";
-    this.retryAfterMs = options?.retryAfterMs;
-  }
-}
+export { ConnectorError } from "../diagnostics/errors.js";
 
 export type SourceFactory = (context: SourceContext) => SourceReader;
 export type SinkFactory = (context: SinkContext) => SinkWriter;

@@ -1,19 +1,20 @@
 /**
- * Why a run stopped before its end, as the CLI needs it: one kind per exit code, and a message
- * that names what to look at (the connector, the event, the variable) in one line.
+ * Why a run stopped before its end, as the CLI needs it: the first error, whose code decides
+ * the exit code (src/diagnostics/errors.ts, the one place that does), and a message that names
+ * what to look at (the connector, the event, the variable) in one line. `kind` names the
+ * exit code's family for a caller that does not want the number:
  *
- *   start     a value fixed at start cannot be computed (unset env variable, unreadable
- *             schema file): the pipeline as configured is invalid; or another run of
- *             the pipeline holds its lock (run-lock.ts): it cannot start     → exit 1
- *   connector a connector (or the checkpoint store) failed for good, or is specified but
- *             not built yet                                                  → exit 3
- *   rejected  an event was rejected (by a step or by a sink) and the pipeline has no
- *             dead_letter sink                                               → exit 4
+ *   start     the pipeline as configured cannot start (DTS70xx)                 → exit 1
+ *   connector a connector or the checkpoint store failed for good, or is
+ *             specified but not built yet (DTS71xx; also any error that is not
+ *             a DtsError: it came from a connector's or the runner's code)      → exit 3
+ *   rejected  an event was rejected and there is no dead_letter sink (DTS72xx)  → exit 4
  */
 import { encodeJson } from "../model/json.js";
 import type { ChangeEvent } from "../model/event.js";
 import { qualifiedTableName } from "../model/event.js";
 import type { SourceCheckpoint } from "./contracts.js";
+import { DtsError, EXIT, errorCodeOf } from "../diagnostics/errors.js";
 
 export type FailureKind = "start" | "connector" | "rejected";
 
@@ -44,27 +45,36 @@ export interface RunSummary {
   readonly seconds: number;
 }
 
-/** The run stopped on an error; `summary` holds the last durable position of each source. */
-export class PipelineFailure extends Error {
+/**
+ * The run stopped on an error; `summary` holds the last durable position of each source. Its
+ * code is its cause's; an error that is not a DtsError counts as a connector's failure
+ * (DTS7101), as everything the runner calls outside dts's own modules is a connector.
+ */
+export class PipelineFailure extends DtsError {
   constructor(
-    readonly kind: FailureKind,
     message: string,
     readonly summary: RunSummary | undefined,
-    options?: { cause?: unknown },
+    options: { cause: unknown },
   ) {
-    super(message, options);
+    super(errorCodeOf(options.cause) ?? "DTS7101", message, { cause: options.cause });
     this.name = "PipelineFailure";
+  }
+
+  get kind(): FailureKind {
+    const exit = this.exitCode;
+    return exit === EXIT.rejected ? "rejected" : exit === EXIT.connector ? "connector" : "start";
   }
 }
 
 /** An event was rejected and there is no dead-letter sink to take it. */
-export class RejectedEventError extends Error {
+export class RejectedEventError extends DtsError {
   constructor(
     readonly event: ChangeEvent,
     readonly reason: string,
     readonly where: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${where} rejected ${describeEvent(event)}: ${reason}`);
+    super("DTS7201", `${where} rejected ${describeEvent(event)}: ${reason}`, options);
     this.name = "RejectedEventError";
   }
 }

@@ -44,17 +44,17 @@ interface Part {
  * only if something reads them (a sink that does not take the rows, a rejection), so a snapshot
  * chunk a sink loads as it is never becomes events.
  */
-function wholeBatch(batch: SourceBatch): Part {
+function wholeBatch(batch: SourceBatch, sourceName: string): Part {
   if (batch.bulk === undefined) {
     const events = batch.events;
-    return { events: events.map((event) => ({ event, target: defaultTarget(event) })), indexes: events.map((_, i) => i) };
+    return { events: events.map((event) => ({ event, target: defaultTarget(event), sourceName })), indexes: events.map((_, i) => i) };
   }
   let events: SinkEvent[] | undefined;
   let indexes: number[] | undefined;
   return {
     bulk: batch.bulk,
     get events() {
-      return (events ??= batch.events.map((event) => ({ event, target: defaultTarget(event) })));
+      return (events ??= batch.events.map((event) => ({ event, target: defaultTarget(event), sourceName })));
     },
     get indexes() {
       return (indexes ??= Array.from({ length: batch.bulk!.count }, (_, i) => i));
@@ -124,7 +124,7 @@ export class PipelineGraph {
     let eventsOf = (): readonly ChangeEvent[] => batch.events;
     for (const flow of this.flowsBySource.get(source) ?? []) {
       if (flow.passesAll) {
-        whole ??= wholeBatch(batch);
+        whole ??= wholeBatch(batch, source);
         for (const sink of flow.sinks) add(sink, whole);
         continue;
       }
@@ -251,7 +251,7 @@ export class PipelineGraph {
     // The event goes to the dead-letter sink as it entered the flow, like a step's rejection.
     const rejected: SinkEvent[] = rejections.map((rejection) => {
       const event = original[part.indexes[rejection.index]!]!;
-      return { event, target: defaultTarget(event), rejection: { reason: rejection.reason, where: `sink ${sink}` } };
+      return { event, target: defaultTarget(event), sourceName: part.events[rejection.index]?.sourceName, rejection: { reason: rejection.reason, where: `sink ${sink}` } };
     });
     metrics.deadLettered += rejected.length;
     ticket.pending++;

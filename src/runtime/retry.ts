@@ -1,6 +1,7 @@
 /**
- * Retrying connector calls. Only a `ConnectorError` with `retriable: true` is retried: the
- * connector is the one that knows a dropped connection from a bad password.
+ * Retrying connector calls. Only an error with `retriable: true` (a `ConnectorError`, in
+ * practice) is retried: the connector is the one that knows a dropped connection from a bad
+ * password.
  *
  * The budget is a time, not a count: an outage — from the first failure to the next success —
  * may last `retryForMs` (a connector's `retry_for`, else the pipeline's; 10 minutes unless
@@ -20,6 +21,7 @@
  */
 import { formatDuration } from "../model/duration.js";
 import { ConnectorError, type Logger } from "./contracts.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 export interface RetryPolicy {
   /** How long an outage may last, from its first failure, before it is fatal; `Infinity`: forever. */
@@ -34,8 +36,9 @@ export const DEFAULT_RETRY_FOR_MS = 10 * 60_000;
 /** A restored server is found within 10 s at most, and a lost one is not knocked at more than five times a second. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { retryForMs: DEFAULT_RETRY_FOR_MS, initialDelayMs: 200, maxDelayMs: 10_000 };
 
+/** Only dts's own errors say whether trying again may help; any other error is not retried. */
 export function isRetriable(error: unknown): boolean {
-  return error instanceof ConnectorError && error.retriable;
+  return error instanceof DtsError && error.retriable;
 }
 
 /** The delay before retry number `retry` (1 for the first retry), jittered. */
@@ -105,7 +108,7 @@ export class RetriesExhaustedError extends ConnectorError {
         : `${what} failed for ${formatDuration(step.downMs)} (${step.attempts} attempts), longer than its retry_for of ` +
             `${formatDuration(retryForMs)}; last error: ${messageOf(cause)}`,
       false,
-      { cause },
+      { cause, code: "DTS7103" },
     );
     this.name = "RetriesExhaustedError";
   }

@@ -21,14 +21,15 @@
 import { open, readFile, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { ConnectorError, type Logger } from "./contracts.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 /** Another run of the pipeline holds its lock: this one does not start (dts-run exits 1). */
-export class PipelineLockedError extends Error {
+export class PipelineLockedError extends DtsError {
   constructor(
     readonly pipeline: string,
     message: string,
   ) {
-    super(message);
+    super("DTS7002", message);
     this.name = "PipelineLockedError";
   }
 }

@@ -22,14 +22,15 @@
  * cannot be taken again within that `retry_for`.
  */
 import { resolve } from "node:path";
-import { ConnectorNotBuiltError, loadSink, loadSource } from "../connectors/registry.js";
+import { loadSink, loadSource } from "../connectors/registry.js";
+import { withoutOption } from "../connectors/options.js";
 import { parseDuration } from "../model/duration.js";
 import type { Value } from "../model/value.js";
 import type { Plan } from "../plan/types.js";
 import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { ChangeEvent } from "../model/event.js";
-import { ConnectorError, type CheckpointStore, type Logger, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
-import { PipelineFailure, RejectedEventError, type FailureKind, type RunSummary } from "./failures.js";
+import { ConnectorError, type CheckpointStore, type Logger, type SinkEvent, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
+import { PipelineFailure, RejectedEventError, type RunSummary } from "./failures.js";
 import { FileCheckpointStore } from "./file-checkpoint-store.js";
 import { checkpointsInSink, PipelineGraph } from "./graph.js";
 import { asRunLogger, silentLogger, type RunLogger } from "./log.js";
@@ -157,7 +158,7 @@ class PipelineRun {
       // A rejection's message already says where (the step or the sink) and which event; a
       // lock's names the pipeline, and the position is the other run's to move, not this one's.
       const message = error instanceof RejectedEventError || error instanceof PipelineLockedError ? error.message : `${where}: ${messageOf(error)}`;
-      throw new PipelineFailure(failureKind(error), message, error instanceof PipelineLockedError ? undefined : summary, { cause: error });
+      throw new PipelineFailure(message, error instanceof PipelineLockedError ? undefined : summary, { cause: error });
     }
     log.debug("pipeline stopped", { stopped_by: summary.stoppedBy, seconds: summary.seconds });
     return summary;
@@ -359,13 +360,23 @@ class PipelineRun {
    * pipeline source that read them, so with two sources of one connector the first that
    * knows the table answers.
    */
-  private async describeSource(event: ChangeEvent): Promise<TableSchema | undefined> {
-    for (const [name, pump] of this.pumps) {
-      if (this.sourceConnectors.get(name) !== event.source.connector) continue;
-      const schema = await pump.reader?.describe?.({ schema: event.source.schema || event.source.db, table: event.source.table });
-      if (schema !== undefined) return schema;
+  /**
+   * The schema of the table an event was read from, asked of the source that read it: the
+   * flow's own source, named by the SinkEvent. A bare ChangeEvent names only its connector, and
+   * two sources of one connector may each have a table of that name, so it is answered only
+   * when one source could have read it: an undefined answer (types inferred from the values)
+   * is better than another table's columns.
+   */
+  private async describeSource(given: SinkEvent | ChangeEvent): Promise<TableSchema | undefined> {
+    const named = "target" in given ? given.sourceName : undefined;
+    const event = "target" in given ? given.event : given;
+    let source = named;
+    if (source === undefined) {
+      const candidates = [...this.pumps.keys()].filter((name) => this.sourceConnectors.get(name) === event.source.connector);
+      if (candidates.length !== 1) return undefined;
+      source = candidates[0]!;
     }
-    return undefined;
+    return this.pumps.get(source)?.reader?.describe?.({ schema: event.source.schema || event.source.db, table: event.source.table });
   }
 
   private checkpointStore(sinks: ReadonlyMap<string, SinkWriter>): CheckpointStore {
@@ -446,7 +457,7 @@ class PipelineRun {
         // Another run started while the lock was free: it reads from the same checkpoints, and
         // this run must not write beside it. Its holder is named, in case it is not wanted.
         this.fail(
-          new ConnectorError(`lost the pipeline's lock, and another run took it meanwhile; stopping this run, which wrote nothing since. ${error.message}`, false, { cause: error }),
+          new ConnectorError(`lost the pipeline's lock, and another run took it meanwhile; stopping this run, which wrote nothing since. ${error.message}`, false, { cause: error, code: "DTS7109" }),
           "checkpoint store",
         );
       } else this.fail(error, "checkpoint store");
@@ -559,13 +570,6 @@ export function sinksWithoutReplay(plan: Plan): Set<string> {
   return feeding.length > 0 && feeding.every((source) => inSink.get(source.name) === true) ? new Set([holder]) : new Set();
 }
 
-function failureKind(error: unknown): FailureKind {
-  if (error instanceof StartValueError || error instanceof PipelineLockedError) return "start";
-  if (error instanceof RejectedEventError) return "rejected";
-  if (error instanceof ConnectorNotBuiltError) return "connector";
-  return "connector";
-}
-
 /** A duration of the plan, in ms; a bad one (from env() at start) stops the start. */
 function durationOf(text: string, what: string): number {
   const parsed = parseDuration(text);
@@ -575,6 +579,5 @@ function durationOf(text: string, what: string): number {
 
 /** The options a connector is given: `retry_for` is the runner's, not the connector's. */
 function connectorOptions(resolved: ResolvedOptions): Record<string, Value> {
-  const { retry_for: _runnersOwn, ...options } = resolved.options;
-  return options;
+  return withoutOption(resolved.options, "retry_for");
 }

@@ -9,16 +9,21 @@
  */
 import { Decimal } from "../model/decimal.js";
 import { qualifiedTableName, type ChangeEvent } from "../model/event.js";
-import { setField, type Row, type Value } from "../model/value.js";
+import { jsonToValue, setField, type Row, type Value } from "../model/value.js";
+export { jsonToValue };
 import { compileExpr, evaluateAtStart, type CompileScope, type EvalContext } from "../expr/compile.js";
 import type { JsonValue } from "../model/json-value.js";
 import type { OptionPlan, Plan } from "../plan/types.js";
 import type { SinkEvent } from "./contracts.js";
+import { readOptions } from "../connectors/options.js";
+import { findSpec } from "../connectors/registry.js";
+import type { Role } from "../connectors/spec.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 /** A value fixed at start could not be computed: an unset variable, a bad value. Exit code 1. */
-export class StartValueError extends Error {
+export class StartValueError extends DtsError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super("DTS7001", message, options);
     this.name = "StartValueError";
   }
 }
@@ -43,7 +48,7 @@ export function resolveStartValues(plan: Plan, env: (name: string) => string | u
   }
   const sources = new Map<string, ResolvedOptions>();
   for (const source of plan.sources) {
-    const resolved = resolveOptions(source.options, scope, `source ${source.name}`);
+    const resolved = readConnectorOptions("source", source.connector, resolveOptions(source.options, scope, `source ${source.name}`), `source ${source.name}`);
     const perEvent = Object.keys(resolved.eventOptions);
     if (perEvent.length > 0) {
       throw new StartValueError(`source ${source.name}: option ${perEvent[0]} cannot be evaluated per event in a source`);
@@ -51,8 +56,22 @@ export function resolveStartValues(plan: Plan, env: (name: string) => string | u
     sources.set(source.name, resolved);
   }
   const sinks = new Map<string, ResolvedOptions>();
-  for (const sink of plan.sinks) sinks.set(sink.name, resolveOptions(sink.options, scope, `sink ${sink.name}`));
+  for (const sink of plan.sinks) sinks.set(sink.name, readConnectorOptions("sink", sink.connector, resolveOptions(sink.options, scope, `sink ${sink.name}`), `sink ${sink.name}`));
   return { scope, sources, sinks };
+}
+
+/**
+ * The connector's options read once, against its spec (connectors/options.ts): what every
+ * connector is given, by a run and by the tools, typed and with its defaults.
+ */
+function readConnectorOptions(role: Role, connector: string, resolved: ResolvedOptions, where: string): ResolvedOptions {
+  const spec = findSpec(role, connector);
+  if (spec === undefined) return resolved;
+  try {
+    return { options: readOptions(spec, resolved.options, where), eventOptions: resolved.eventOptions };
+  } catch (error) {
+    throw new StartValueError((error as Error).message, { cause: error });
+  }
 }
 
 function resolveLet(value: OptionPlan, scope: CompileScope, where: string): Value {
@@ -115,14 +134,6 @@ export function defaultTarget(event: ChangeEvent): string {
   return qualifiedTableName(event.source);
 }
 
-/** A constant from the plan as a value: JSON is a subset of values, numbers included. */
-export function jsonToValue(json: JsonValue): Value {
-  if (json === null || typeof json !== "object") return json;
-  if (Array.isArray(json)) return json.map(jsonToValue);
-  const out: Row = {};
-  for (const [name, value] of Object.entries(json)) setField(out, name, jsonToValue(value));
-  return out;
-}
 
 /**
  * A let bound to a constant must hold what the same literal gives in an expression, where a

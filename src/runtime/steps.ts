@@ -25,6 +25,7 @@ import { compileExpr, type CompileScope, type CompiledExpr } from "../expr/compi
 import type { FlowPlan, PlanExpr, StepPlan } from "../plan/types.js";
 import type { Logger, SinkEvent } from "./contracts.js";
 import { defaultTarget, MutableContext, StartValueError } from "./start-values.js";
+import { DtsError } from "../diagnostics/errors.js";
 
 const require = createRequire(import.meta.url);
 const Ajv2020 = require("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js").default;
@@ -69,7 +70,12 @@ interface StepState {
 type StepFn = (state: StepState) => boolean;
 
 /** A step refused an event. `message` is the reason a user reads. */
-class StepRejection extends Error {}
+class StepRejection extends DtsError {
+  constructor(message: string) {
+    super("DTS7202", message);
+    this.name = "StepRejection";
+  }
+}
 
 export interface StepCompileOptions {
   readonly scope: CompileScope;
@@ -89,6 +95,7 @@ export function compileFlow(flow: FlowPlan, options: StepCompileOptions): Compil
   }
   const state: StepState = { event: undefined as unknown as ChangeEvent, target: "" };
   const stepCount = steps.length;
+  const sourceName = flow.source;
 
   const run = (events: readonly ChangeEvent[], out: FlowOutput): void => {
     for (let index = 0; index < events.length; index++) {
@@ -100,12 +107,12 @@ export function compileFlow(flow: FlowPlan, options: StepCompileOptions): Compil
       try {
         for (; step < stepCount; step++) if (!steps[step]!(state)) break;
       } catch (error) {
-        out.rejected.push({ event, target, rejection: { reason: reasonOf(error), where: places[step]! } });
+        out.rejected.push({ event, target, sourceName, rejection: { reason: reasonOf(error), where: places[step]! } });
         out.rejectedIndex.push(index);
         continue;
       }
       if (step < stepCount) continue;
-      out.kept.push({ event: state.event, target: state.target });
+      out.kept.push({ event: state.event, target: state.target, sourceName });
       out.keptIndex.push(index);
     }
   };

@@ -115,6 +115,8 @@ describe("dts-run", () => {
     const lines = result.stderr.trim().split("\n").filter((line) => line.startsWith("dts-run:"));
     expect(lines[0]).toMatch(/^dts-run: error: source recorded: jsonl: cannot open .*recorded\.jsonl: no such file$/);
     expect(lines[1]).toBe("dts-run: last durable positions: recorded at its beginning (the next run resumes there)");
+    // The code that decided the exit code (src/diagnostics/errors.ts), for a supervisor to go by.
+    expect(lines[2]).toMatch(/^dts-run: error code DTS7101, exit 3: a connector failed/);
   });
 
   it("a rejected event without a dead_letter sink exits 4, naming the event; the position stays before it", async () => {

@@ -28,7 +28,7 @@ function fails(code: ExpressionErrorCode, message: RegExp, name: string, ...args
     fn(name, ...args);
   } catch (error) {
     expect(error).toBeInstanceOf(ExpressionError);
-    expect((error as ExpressionError).code).toBe(code);
+    expect((error as ExpressionError).kind).toBe(code);
     expect((error as ExpressionError).message).toMatch(message);
     return error as ExpressionError;
   }

@@ -96,7 +96,7 @@ function failure(f: () => unknown): ExpressionError {
 
 function expectError(expr: PlanExpr, code: ExpressionErrorCode, message: RegExp, options: Options = {}): ExpressionError {
   const error = failure(() => ev(expr, options));
-  expect(error.code).toBe(code);
+  expect(error.kind).toBe(code);
   expect(error.message).toMatch(message);
   return error;
 }
@@ -192,14 +192,14 @@ describe("names", () => {
     expect(ev(path("source.table"))).toBe("orders");
     expect(ev(path("source.ts"))).toBe(commit);
     expect(ev(index(id("source"), str("connector")))).toBe("postgres");
-    expect(failure(() => compileExpr(path("source.lsn"), scopeOf({}))).code).toBe("unknown-name");
+    expect(failure(() => compileExpr(path("source.lsn"), scopeOf({}))).kind).toBe("unknown-name");
   });
 
   it("lets are constants; unknown names fail at compile time", () => {
     expect(ev(bin(id("rate"), "*", num("2")), { lets: { rate: dec("1.5") } })).toEqual(dec("3.0"));
     const name = id("amout");
     const error = failure(() => compileExpr(name, scopeOf({})));
-    expect(error.code).toBe("unknown-name");
+    expect(error.kind).toBe("unknown-name");
     expect(error.message).toBe('unknown name "amout"');
     expect(error.node).toBe(name);
   });
@@ -209,9 +209,9 @@ describe("names", () => {
     expect(evaluateAtStart(tpl(id("base"), "-", call("env", str("HOST"))), scope)).toBe("x-db");
     const row = id("row");
     const error = failure(() => evaluateAtStart(member(row, "id"), scope));
-    expect(error.code).toBe("not-at-start");
+    expect(error.kind).toBe("not-at-start");
     expect(error.node).toBe(row);
-    expect(failure(() => evaluateAtStart(path("source.table"), scope)).code).toBe("not-at-start");
+    expect(failure(() => evaluateAtStart(path("source.table"), scope)).kind).toBe("not-at-start");
   });
 });
 
@@ -455,7 +455,7 @@ describe("??, is null, in, matches", () => {
     // An invalid literal pattern fails at compile time, not per event.
     const bad = bin(path("row.status"), "matches", str("(unclosed"));
     const error = failure(() => compileExpr(bad, scopeOf({})));
-    expect(error.code).toBe("invalid-value");
+    expect(error.kind).toBe("invalid-value");
     expect(error.message).toMatch(/invalid regular expression/);
     expect(error.node).toBe(bad);
   });
@@ -474,7 +474,7 @@ describe("compile-time work", () => {
     const f = compileExpr(call("coalesce", path("row.id"), bin(num("1"), "/", num("0"))), scopeOf({}));
     expect(f(eventContext(event))).toBe(7);
     const g = compileExpr(bin(num("1"), "/", num("0")), scopeOf({}));
-    expect(failure(() => g(eventContext(event))).code).toBe("division-by-zero");
+    expect(failure(() => g(eventContext(event))).kind).toBe("division-by-zero");
   });
 
   it("gives each evaluation its own copy of a constant list or record", () => {
@@ -496,12 +496,12 @@ describe("compile-time work", () => {
   it("rejects unknown functions and wrong argument counts", () => {
     const unknown = call("lowercase", str("A"));
     const error = failure(() => compileExpr(unknown, scopeOf({})));
-    expect(error.code).toBe("unknown-function");
+    expect(error.kind).toBe("unknown-function");
     expect(error.message).toBe('unknown function "lowercase"');
     expect(failure(() => compileExpr(call("lower"), scopeOf({}))).message).toBe("lower() takes 1 argument, found 0");
     expect(failure(() => compileExpr(call("substr", str("a")), scopeOf({}))).message).toBe("substr() takes 2 to 3 arguments, found 1");
     expect(failure(() => compileExpr(call("coalesce"), scopeOf({}))).message).toBe("coalesce() takes at least 1 argument, found 0");
-    expect(failure(() => compileExpr(call("now", num("1")), scopeOf({}))).code).toBe("arity");
+    expect(failure(() => compileExpr(call("now", num("1")), scopeOf({}))).kind).toBe("arity");
   });
 });
 
@@ -527,7 +527,7 @@ describe("env()", () => {
     expect(ev(call("env", str("EMPTY"), str("default")), { env: { EMPTY: "" } })).toBe("");
     const e = call("env", str("MISSING_VAR"));
     const error = failure(() => compileExpr(e, scopeOf({})));
-    expect(error.code).toBe("env-unset");
+    expect(error.kind).toBe("env-unset");
     expect(error.message).toBe('environment variable "MISSING_VAR" is not set and env() has no default');
     expect(error.node).toBe(e);
   });
@@ -541,7 +541,7 @@ describe("env()", () => {
     expect(ev(call("env", str("X"), nil()), { env: { X: "text" } })).toBe("text");
     expect(ev(call("env", str("X"), nil()))).toBe(null);
     const error = failure(() => ev(call("env", str("TTL"), num("3600")), { env: { TTL: "soon" } }));
-    expect(error.code).toBe("invalid-value");
+    expect(error.kind).toBe("invalid-value");
     expect(error.message).toBe('environment variable "TTL" must be an integer (like its default), found "soon"');
   });
 
@@ -549,8 +549,8 @@ describe("env()", () => {
     expect(ev(call("env", bin(str("A"), "+", str("B"))), { env: { AB: "yes" } })).toBe("yes");
     expect(ev(call("env", id("name")), { env: { N: "n" }, lets: { name: "N" } })).toBe("n");
     const error = failure(() => compileExpr(call("env", path("row.status")), scopeOf({})));
-    expect(error.code).toBe("not-at-start");
-    expect(failure(() => compileExpr(call("env", num("1")), scopeOf({}))).code).toBe("type");
+    expect(error.kind).toBe("not-at-start");
+    expect(failure(() => compileExpr(call("env", num("1")), scopeOf({}))).kind).toBe("type");
   });
 
   it("uses process.env by default", () => {

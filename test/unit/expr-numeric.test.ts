@@ -85,7 +85,7 @@ describe("division by zero", () => {
             error = e;
           }
           expect(error).toBeInstanceOf(ExpressionError);
-          expect((error as ExpressionError).code).toBe("division-by-zero");
+          expect((error as ExpressionError).kind).toBe("division-by-zero");
           expect((error as ExpressionError).node).toBe(node);
         }
       }

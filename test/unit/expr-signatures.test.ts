@@ -96,7 +96,7 @@ describe("operators: static types agree with the runtime", () => {
           // A null operand, or the left side of and/or, may settle the result before the other
           // is looked at.
           const shortCircuit = (operator === "and" && a === false) || (operator === "or" && a === true);
-          if ("error" in outcome) expect(outcome.error.code, label).toBe("type");
+          if ("error" in outcome) expect(outcome.error.kind, label).toBe("type");
           else if (!shortCircuit) expect(outcome.value, `${label}: static error, runtime value`).toBe(null);
         } else {
           expect("value" in outcome, `${label}: static ${expected.type}, runtime ${"error" in outcome ? outcome.error.message : ""}`).toBe(true);
@@ -111,7 +111,7 @@ describe("operators: static types agree with the runtime", () => {
       const expected = unaryResultType(operator, k!);
       for (const [v] of valueTuples([k!])) {
         const outcome = run({ kind: "unary", operator, operand: arg(0) }, [v!]);
-        if ("error" in expected) expect("error" in outcome && outcome.error.code, `${operator} ${k}`).toBe("type");
+        if ("error" in expected) expect("error" in outcome && outcome.error.kind, `${operator} ${k}`).toBe("type");
         else expect("value" in outcome && fits(expected.type, outcome.value), `${operator} ${k}`).toBe(true);
       }
     }
@@ -147,12 +147,12 @@ describe("functions: static types agree with the runtime", () => {
           const label = `${name}(${types.join(", ")})`;
           if (accepted) {
             // The right kinds may still hold unusable values (int("12") is fine, a regex may not be).
-            if ("error" in outcome) expect(outcome.error.code, `${label}: ${outcome.error.message}`).toBe("invalid-value");
+            if ("error" in outcome) expect(outcome.error.kind, `${label}: ${outcome.error.message}`).toBe("invalid-value");
             else expect(fits(resultType, outcome.value), `${label} gave ${typeOf(outcome.value)}, static ${resultType}`).toBe(true);
           } else if ("value" in outcome) {
             expect(outcome.value, `${label}: static refusal, runtime value`).toBe(null);
           } else {
-            expect(outcome.error.code, label).toBe("type");
+            expect(outcome.error.kind, label).toBe("type");
           }
         }
       }

@@ -21,7 +21,7 @@ describe("start values", () => {
     const values = resolveStartValues(plan, (name) => env[name]);
     expect(values.scope.lets.get("rows")).toBe(250);
     expect(values.scope.lets.get("factor")).toEqual(new Decimal("1.1"));
-    expect(values.sources.get("shop")!.options).toMatchObject({ rows: 250, seed: 5 });
+    expect(values.sources.get("shop")!.options).toMatchObject({ rows: 250, seed: 5n }); // a `big` integer option is given as a bigint
     expect(values.sinks.get("out")!.options["url"]).toBe("redis://cache/0");
     const key = values.sinks.get("out")!.eventOptions["key"]!;
     expect(key({ event: orderEvent(7), target: "shop.orders" })).toBe("order:7:shop.orders");

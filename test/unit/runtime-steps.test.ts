@@ -210,7 +210,7 @@ describe("steps", () => {
     expect(sinks.get("out")!.events.map((e) => e.event.key["id"])).toEqual([1, 3]);
     const rejected = sinks.get("rejected")!.events;
     expect(rejected).toEqual([
-      { event: events[1], target: "shop.orders", rejection: { reason: "value too long for type character varying(3)", where: "sink out" } },
+      { event: events[1], target: "shop.orders", sourceName: "s", rejection: { reason: "value too long for type character varying(3)", where: "sink out" } },
     ]);
     expect(summary.sinks["out"]!.rejected).toBe(1);
     expect(summary.deadLettered).toBe(1);

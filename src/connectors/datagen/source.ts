@@ -17,7 +17,8 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { ChangeEvent } from "../../model/event.js";
 import { seqPosition } from "../../model/position.js";
-import { bigIntegerOption, integerOption, stringOption } from "../../runtime/connector-options.js";
+import { optionsOf } from "../options.js";
+import { sourceSpec } from "./spec.js";
 import {
   ConnectorError,
   type SourceBatch,
@@ -46,13 +47,12 @@ class DatagenSource implements SourceReader {
   private readonly resumeAfter: number;
 
   constructor(private readonly context: SourceContext) {
-    const options = context.options;
-    const workload = stringOption(options, "datagen", "workload", "shop");
-    if (workload !== "shop") throw new ConnectorError(`datagen: unknown workload "${workload}"; the one workload is "shop"`, false);
-    this.rows = integerOption(options, "datagen", "rows", 1000, 0);
-    this.rate = integerOption(options, "datagen", "changes_per_second", 0, 0);
-    this.seed = bigIntegerOption(options, "datagen", "seed", 1n);
-    this.transactionSize = integerOption(options, "datagen", "transaction_size", 4, 1);
+    // Checked and defaulted once against the spec (connectors/options.ts); "shop" is the one workload.
+    const options = optionsOf(sourceSpec, context.options, `source ${context.name}`);
+    this.rows = options.rows;
+    this.rate = options.changes_per_second;
+    this.seed = options.seed;
+    this.transactionSize = options.transaction_size;
     this.resumeAfter = resumePosition(context.resume);
   }
 

@@ -45,6 +45,7 @@ source: events after the last checkpoint may be sent again.`,
     }),
     seed: field.integer("The seed of the random generator: the same seed gives the same stream.", {
       default: 1,
+      big: true,
       example: "42",
     }),
     transaction_size: field.integer("The largest number of changes in one transaction.", {

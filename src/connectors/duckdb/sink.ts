@@ -33,7 +33,8 @@ import type { ChangeEvent } from "../../model/event.js";
 import { encodeJson } from "../../model/json.js";
 import { Timestamp } from "../../model/timestamp.js";
 import type { Row, Value } from "../../model/value.js";
-import { stringOption } from "../../runtime/connector-options.js";
+import { optionsOf } from "../options.js";
+import { sinkSpec } from "./spec.js";
 import {
   ConnectorError,
   type Rejection,
@@ -223,12 +224,11 @@ interface Settings {
 
 function readSettings(context: SinkContext): Settings {
   const connector = `duckdb sink "${context.name}"`;
-  const path = stringOption(context.options, connector, "path");
-  const table = stringOption(context.options, connector, "table", undefined);
-  const mode = stringOption(context.options, connector, "mode", "upsert");
+  // Checked and defaulted once against the spec (connectors/options.ts); an empty name is not
+  // something the spec's types can refuse.
+  const { path, table, mode } = optionsOf(sinkSpec, context.options, `sink ${context.name}`);
   if (path === "") throw new ConnectorError(`${connector}: option path must name a file`, false);
   if (table === "") throw new ConnectorError(`${connector}: option table must not be empty`, false);
-  if (mode !== "append" && mode !== "upsert") throw new ConnectorError(`${connector}: option mode must be "append" or "upsert", found ${JSON.stringify(mode)}`, false);
   return {
     path,
     file: path === ":memory:" ? path : resolve(context.baseDir ?? ".", path),
@@ -354,11 +354,12 @@ class DuckDBSink implements SinkWriter {
       item = { table, rows: [], changes: new KeyChanges(), storedFits: new Map() };
       pending.set(table, item);
     }
-    const admission = this.settings.mode === "append" ? await this.admitAppend(event, item) : await this.admitUpsert(event, index, item);
+    const admission = this.settings.mode === "append" ? await this.admitAppend(sinkEvent, item) : await this.admitUpsert(sinkEvent, index, item);
     return admission.reason;
   }
 
-  private async admitAppend(event: ChangeEvent, item: Pending): Promise<Admission> {
+  private async admitAppend(sinkEvent: SinkEvent, item: Pending): Promise<Admission> {
+    const { event } = sinkEvent;
     const image = event.after ?? event.before ?? event.key;
     const metadata: [string, Value][] = [
       [APPEND_COLUMNS.op, event.op],
@@ -366,7 +367,7 @@ class DuckDBSink implements SinkWriter {
       [APPEND_COLUMNS.position, event.source.position.token],
       [APPEND_COLUMNS.absent, []],
     ];
-    const admission = await this.fitColumns(item, event, image, metadata, null);
+    const admission = await this.fitColumns(item, sinkEvent, image, metadata, null);
     if (admission.reason !== undefined) return admission;
     const { table } = item;
     const cells = admission.values;
@@ -377,7 +378,8 @@ class DuckDBSink implements SinkWriter {
     return admission;
   }
 
-  private async admitUpsert(event: ChangeEvent, index: number, item: Pending): Promise<Admission> {
+  private async admitUpsert(sinkEvent: SinkEvent, index: number, item: Pending): Promise<Admission> {
+    const { event } = sinkEvent;
     const { table } = item;
     const where = qualifiedName(table.name);
     const keyNames = Object.keys(event.key);
@@ -400,7 +402,7 @@ class DuckDBSink implements SinkWriter {
       if (Object.hasOwn(image, name)) continue;
       if (!Object.keys(image).some((column) => fold(column) === fold(name))) missing.push([name, event.key[name]!]);
     }
-    const admission = await this.fitColumns(item, event, image, missing, keyNames);
+    const admission = await this.fitColumns(item, sinkEvent, image, missing, keyNames);
     if (admission.reason !== undefined) return admission;
     const cells = admission.values;
     const primaryKey = table.primaryKey!;
@@ -501,7 +503,7 @@ class DuckDBSink implements SinkWriter {
    * are entries beyond the row's own (append mode's metadata; key columns the row lacks). A row
    * of the same shape as the last one skips straight to checking its values.
    */
-  private async fitColumns(item: Pending, event: ChangeEvent, image: Row, extra: readonly [string, Value][], keyNames: readonly string[] | null): Promise<Admission> {
+  private async fitColumns(item: Pending, sinkEvent: SinkEvent, image: Row, extra: readonly [string, Value][], keyNames: readonly string[] | null): Promise<Admission> {
     const { table } = item;
     const where = qualifiedName(table.name);
     const names = Object.keys(image);
@@ -546,7 +548,7 @@ class DuckDBSink implements SinkWriter {
       seen.set(folded, name);
       const column = table.byName.get(folded);
       if (column === undefined) {
-        additions.push({ name, ...(await this.newColumnType(event, name, value)) });
+        additions.push({ name, ...(await this.newColumnType(sinkEvent, name, value)) });
         continue;
       }
       if (value === null) continue;
@@ -581,24 +583,28 @@ class DuckDBSink implements SinkWriter {
    * The type of a new column from its first value — or JSON, when the source declares the column
    * json/jsonb and the value is a JSON value: only the declaration tells a JSON string from text.
    */
-  private async newColumnType(event: ChangeEvent, name: string, value: Value): Promise<{ type: ColumnType; warning?: string }> {
+  private async newColumnType(sinkEvent: SinkEvent, name: string, value: Value): Promise<{ type: ColumnType; warning?: string }> {
     if (this.settings.mode === "append" && name === APPEND_COLUMNS.absent) return { type: TEXT_LIST };
     if (value === null || misfit(JSON_TYPE, value) === undefined) {
-      const schema = await this.sourceSchema(event);
+      const schema = await this.sourceSchema(sinkEvent);
       const declared = schema?.columns.find((column) => column.name === name) ?? schema?.columns.find((column) => fold(column.name) === fold(name));
       if (schema !== undefined && declared !== undefined && sourceColumnType(schema.dialect, declared.type)?.values === "json") return { type: JSON_TYPE };
     }
     return inferType(value);
   }
 
-  /** The source table's declared schema, asked once of its source (undefined when it cannot say). */
-  private sourceSchema(event: ChangeEvent): Promise<TableSchema | undefined> {
+  /**
+   * The source table's declared schema, asked once of the source that read it (undefined when it
+   * cannot say): two sources may each have a table of the name.
+   */
+  private sourceSchema(sinkEvent: SinkEvent): Promise<TableSchema | undefined> {
     const describe = this.context.describeSource;
     if (describe === undefined) return Promise.resolve(undefined);
-    const name = `${event.source.schema || event.source.db}.${event.source.table}`;
+    const { event } = sinkEvent;
+    const name = `${sinkEvent.sourceName ?? ""}/${event.source.schema || event.source.db}.${event.source.table}`;
     let schema = this.sourceSchemas.get(name);
     if (schema === undefined) {
-      schema = describe(event).catch(() => undefined);
+      schema = describe(sinkEvent).catch(() => undefined);
       this.sourceSchemas.set(name, schema);
     }
     return schema;

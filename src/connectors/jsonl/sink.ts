@@ -17,7 +17,8 @@ import { open, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import { encodeDebezium } from "../../model/debezium.js";
 import { encodeEvent, encodeJson } from "../../model/json.js";
-import { stringOption } from "../../runtime/connector-options.js";
+import { optionsOf } from "../options.js";
+import { sinkSpec } from "./spec.js";
 import { fileProblem } from "./line-reader.js";
 import { ConnectorError, type SinkBatch, type SinkContext, type SinkEvent, type SinkFactory, type SinkWriter } from "../../runtime/contracts.js";
 
@@ -36,13 +37,9 @@ class JsonlSink implements SinkWriter {
   };
 
   constructor(private readonly context: SinkContext) {
-    const path = stringOption(context.options, "jsonl", "path");
-    this.path = path === "-" ? "-" : resolve(context.baseDir ?? ".", path);
-    const format = stringOption(context.options, "jsonl", "format", "event")!;
-    if (!(FORMATS as readonly string[]).includes(format)) {
-      throw new ConnectorError(`jsonl: option format must be one of ${FORMATS.join(", ")}, found "${format}"`, false);
-    }
-    this.format = format as Format;
+    const options = optionsOf(sinkSpec, context.options, `sink ${context.name}`);
+    this.path = options.path === "-" ? "-" : resolve(context.baseDir ?? ".", options.path);
+    this.format = options.format;
   }
 
   async start(): Promise<void> {

@@ -17,7 +17,8 @@ import { resolve } from "node:path";
 import type { ChangeEvent } from "../../model/event.js";
 import { decodeEvent } from "../../model/json.js";
 import { positionsEqual } from "../../model/position.js";
-import { stringOption } from "../../runtime/connector-options.js";
+import { optionsOf } from "../options.js";
+import { sourceSpec } from "./spec.js";
 import {
   ConnectorError,
   type SourceBatch,
@@ -39,7 +40,7 @@ class JsonlSource implements SourceReader {
   private reader: LineReader | undefined;
 
   constructor(private readonly context: SourceContext) {
-    this.path = resolve(context.baseDir ?? ".", stringOption(context.options, "jsonl", "path"));
+    this.path = resolve(context.baseDir ?? ".", optionsOf(sourceSpec, context.options, `source ${context.name}`).path);
     this.resumeLine = resumeLine(context.resume, this.path);
   }
 

@@ -275,7 +275,7 @@ export class UnknownColumnError extends EncodeError {
     readonly table: TargetTable,
     readonly column: string,
   ) {
-    super(`no column ${column} in ${table.display}`);
+    super(`no column ${column} in ${table.display}`, "DTS7204");
     this.name = "UnknownColumnError";
   }
 }

@@ -30,6 +30,7 @@
  *   (time, timetz, interval, uuid, padding, uuid, inet, cidr, macaddr, money, xml, ranges,
  *   inet, cidr, ...)              composites, geometric types, ...)
  */
+import { DtsError } from "../../diagnostics/errors.js";
 import { decodeJsonDocument } from "../../model/json.js";
 import { Decimal } from "../../model/decimal.js";
 import { daysFromCivil, Timestamp } from "../../model/timestamp.js";
@@ -478,9 +479,10 @@ function unknownType(oid: number): PgTypeRow {
 }
 
 /** Raised when a column's text does not parse as its type: names the table, column and text. */
-export class ValueDecodeError extends Error {
+export class ValueDecodeError extends DtsError {
   constructor(table: string, column: string, text: string, cause: unknown) {
     super(
+      "DTS7107",
       `cannot read column ${column} of ${table} from ${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text)}: ${cause instanceof Error ? cause.message : String(cause)}`,
       { cause },
     );

@@ -12,6 +12,7 @@
  * refused here with an `EncodeError`, before anything is sent; a value whose text the server
  * refuses ('abc' into integer) is found by the server and reported by the sink.
  */
+import { DtsError } from "../../diagnostics/errors.js";
 import { encodeJson } from "../../model/json.js";
 import { Decimal } from "../../model/decimal.js";
 import { Timestamp } from "../../model/timestamp.js";
@@ -40,9 +41,9 @@ export interface ColumnEncoding {
   readonly typeName: string;
 }
 
-export class EncodeError extends Error {
-  constructor(message: string) {
-    super(message);
+export class EncodeError extends DtsError {
+  constructor(message: string, code: "DTS7203" | "DTS7204" = "DTS7203") {
+    super(code, message);
     this.name = "EncodeError";
   }
 }

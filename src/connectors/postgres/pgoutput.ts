@@ -13,6 +13,7 @@
  * LSNs and times are read as bigints: an LSN is a 64-bit WAL position, a time is microseconds
  * since 2000-01-01 (PostgreSQL's epoch).
  */
+import { DtsError } from "../../diagnostics/errors.js";
 
 /**
  * A column value in a tuple: its text (as UTF-8 bytes when large: a view of the frame, to be
@@ -67,9 +68,9 @@ export type PgOutputMessage =
       readonly content: Buffer;
     };
 
-export class PgOutputError extends Error {
+export class PgOutputError extends DtsError {
   constructor(message: string) {
-    super(`pgoutput: ${message}`);
+    super("DTS7106", `pgoutput: ${message}`);
     this.name = "PgOutputError";
   }
 }

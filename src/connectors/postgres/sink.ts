@@ -57,7 +57,8 @@ import type pg from "pg";
 import copyStreams from "pg-copy-streams";
 import type { ChangeEvent } from "../../model/event.js";
 import type { Row, Value } from "../../model/value.js";
-import { integerOption, stringOption } from "../../runtime/connector-options.js";
+import { optionsOf } from "../options.js";
+import { sinkSpec } from "./spec.js";
 import {
   batchSize,
   ConnectorError,
@@ -118,7 +119,7 @@ export interface PostgresSinkOptions {
   readonly pipeline: string;
   readonly name: string;
   readonly log: Logger;
-  readonly describeSource?: (event: ChangeEvent) => Promise<TableSchema | undefined>;
+  readonly describeSource?: (event: SinkEvent | ChangeEvent) => Promise<TableSchema | undefined>;
   readonly method?: UpsertMethod;
   /** Snapshot chunks loaded at once, each on its own connection. */
   readonly snapshotWriters?: number;
@@ -127,16 +128,13 @@ export interface PostgresSinkOptions {
 }
 
 export function createSink(context: SinkContext): SinkWriter {
-  const { options } = context;
-  const createTables = options["create_tables"];
-  if (createTables !== undefined && createTables !== null && typeof createTables !== "boolean") {
-    throw new ConnectorError("postgres sink: option create_tables must be a boolean", false);
-  }
+  // Checked and defaulted once against the spec (connectors/options.ts).
+  const options = optionsOf(sinkSpec, context.options, `sink ${context.name}`);
   return new PostgresSink({
-    url: stringOption(options, "postgres sink", "url"),
-    createTables: createTables === true,
-    batchSize: integerOption(options, "postgres sink", "batch_size", 10_000, 1),
-    snapshotWriters: integerOption(options, "postgres sink", "snapshot_writers", DEFAULT_SNAPSHOT_WRITERS, 1),
+    url: options.url,
+    createTables: options.create_tables,
+    batchSize: options.batch_size,
+    snapshotWriters: options.snapshot_writers,
     pipeline: context.pipeline,
     name: context.name,
     log: context.log,
@@ -445,7 +443,7 @@ export class PostgresSink implements SinkWriter {
       for (let index = 0; index < events.length; index++) {
         const sinkEvent = events[index]!;
         const table = this.tables.get(sinkEvent.target) ?? (await this.resolveOnce(session, sinkEvent.target, () => events));
-        if (sinkEvent.event.op === "update" && !this.sourceColumns.has(table.display)) await this.learnSourceColumns(table, sinkEvent.event);
+        if (sinkEvent.event.op === "update" && !this.sourceColumns.has(table.display)) await this.learnSourceColumns(table, sinkEvent);
         try {
           byEvent.push(actionsOf(sinkEvent, index, table, this.columnSets, this.absentOf));
         } catch (error) {
@@ -475,7 +473,7 @@ export class PostgresSink implements SinkWriter {
    */
   private async addColumns(session: Session, table: TargetTable, columns: readonly string[], events: readonly SinkEvent[], inTransaction: boolean): Promise<void> {
     const client = await this.connection(session);
-    const described = await this.options.describeSource?.(events[0]!.event).catch(() => undefined);
+    const described = await this.options.describeSource?.(events[0]!).catch(() => undefined);
     const declared = described === undefined ? new Map<string, string>() : new Map((await definitionsFromSchema(client, described)).map((c) => [c.name, c.type]));
     const steps: ColumnSync[] = columns.map((column) => ({
       kind: "add",
@@ -647,7 +645,7 @@ export class PostgresSink implements SinkWriter {
   }
 
   /** Which of the target's columns its source table has: an update lacking one of them lacks a value. */
-  private async learnSourceColumns(table: TargetTable, event: ChangeEvent): Promise<void> {
+  private async learnSourceColumns(table: TargetTable, event: SinkEvent): Promise<void> {
     const schema = await this.options.describeSource?.(event).catch(() => undefined);
     this.sourceColumns.set(table.display, schema === undefined ? null : new Set(schema.columns.map((column) => column.name)));
   }
@@ -750,7 +748,7 @@ export class PostgresSink implements SinkWriter {
         seen.set(name, values);
       }
     }
-    const described = await this.options.describeSource?.(first.event).catch(() => undefined);
+    const described = await this.options.describeSource?.(first).catch(() => undefined);
     let columns: ColumnDefinition[] = [];
     let primaryKey: readonly string[] = [];
     if (described !== undefined) {

@@ -5,10 +5,13 @@
  * the options name others (slot.ts `deriveName`).
  */
 import type { Value } from "../../model/value.js";
+import type { OptionsOf } from "../spec.js";
 import { ConnectorError } from "../../runtime/contracts.js";
+import { optionsOf } from "../options.js";
 import { deriveName } from "./slot.js";
+import { sourceSpec } from "./spec.js";
 
-export type SnapshotMode = "initial" | "never" | "only";
+export type SnapshotMode = OptionsOf<typeof sourceSpec>["snapshot"];
 
 export interface SourceSettings {
   readonly url: string;
@@ -28,22 +31,18 @@ export interface SettingsContext {
 }
 
 export function readSourceSettings(context: SettingsContext): SourceSettings {
-  const options = context.options;
-  const url = options.url;
-  if (typeof url !== "string" || url === "") throw new ConnectorError("postgres source: option url is required", false);
-  const tables = options.tables;
-  const names = Array.isArray(tables) ? tables.filter((table): table is string => typeof table === "string") : [];
-  if (!Array.isArray(tables) || names.length === 0 || names.length !== tables.length) {
-    throw new ConnectorError("postgres source: option tables must be a non-empty list of names", false);
-  }
-  const snapshot = options.snapshot ?? "initial";
-  if (snapshot !== "initial" && snapshot !== "never" && snapshot !== "only") {
-    throw new ConnectorError(`postgres source: snapshot must be "initial", "never" or "only"`, false);
-  }
+  // Checked against the spec and defaulted once, when the options were resolved (connectors/options.ts).
+  const options = optionsOf(sourceSpec, context.options, `source ${context.name}`);
+  // The spec says "a list of strings"; an empty one captures nothing, which is never meant.
+  if (options.tables.length === 0) throw new ConnectorError(`source ${context.name}: option tables must name at least one table`, false);
   const derived = deriveName(context.pipeline, context.name);
-  const slot = typeof options.slot === "string" && options.slot !== "" ? options.slot : derived;
-  const publication = typeof options.publication === "string" && options.publication !== "" ? options.publication : derived;
-  const chunkSize = Number(options.chunk_size ?? 10000);
-  const heartbeatSeconds = Number(options.heartbeat_seconds ?? 10);
-  return { url, tables: names, snapshot, slot, publication, chunkSize, heartbeatSeconds };
+  return {
+    url: options.url,
+    tables: options.tables,
+    snapshot: options.snapshot,
+    slot: options.slot !== undefined && options.slot !== "" ? options.slot : derived,
+    publication: options.publication !== undefined && options.publication !== "" ? options.publication : derived,
+    chunkSize: options.chunk_size,
+    heartbeatSeconds: options.heartbeat_seconds,
+  };
 }

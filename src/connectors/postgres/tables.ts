@@ -176,7 +176,7 @@ export class NoTableError extends ConnectorError {
     /** What to write instead: the closest name, or some of the tables there are. */
     readonly hint: string | undefined,
   ) {
-    super(message, false);
+    super(message, false, { code: "DTS7105" });
     this.name = "NoTableError";
   }
 }
