@@ -40,6 +40,8 @@ export interface MysqlDatabase {
   readonly name: string;
   readonly url: string;
   sql<Row = Record<string, unknown>>(text: string, values?: unknown[]): Promise<Row[]>;
+  /** A statement that changes rows: how many it changed. */
+  exec(text: string, values?: unknown[]): Promise<number>;
   drop(): Promise<void>;
 }
 
@@ -57,6 +59,11 @@ export async function createMysqlDatabase(label: string, port = MYSQL_PORT): Pro
       connection ??= await mysqlConnection(name, port);
       const [rows] = await connection.query(text, values);
       return (Array.isArray(rows) ? rows : []) as Row[];
+    },
+    async exec(text: string, values?: unknown[]): Promise<number> {
+      connection ??= await mysqlConnection(name, port);
+      const [result] = await connection.query(text, values);
+      return Number((result as { affectedRows?: number }).affectedRows ?? 0);
     },
     async drop(): Promise<void> {
       await connection?.end().catch(() => {});

@@ -117,4 +117,27 @@ describe("mysql source", () => {
       await source.close();
     }
   }, 60_000);
+
+  it("reads negative and long TIME values the same from the snapshot and from the binlog", async () => {
+    await db.sql("CREATE TABLE times (id INT PRIMARY KEY, t0 TIME, t3 TIME(3), t6 TIME(6))");
+    const values = ["-01:03:00", "-00:01:00", "-01:00:00", "-838:59:59", "838:59:59", "-00:00:00.5", "-00:00:01.000001", "-01:03:00.25", "-100:00:00", "00:00:00", "-00:00:00.000001"];
+    const insert = (base: number): string => `INSERT INTO times VALUES ${values.map((v, i) => `(${base + i}, '${v}', '${v}', '${v}')`).join(", ")}`;
+    await db.sql(insert(1));
+    const source = createSource(sourceContext({ url: db.url, tables: [`${db.name}.times`] }, { name: "times" }));
+    await source.start();
+    const puller = new BatchPuller(source);
+    try {
+      await puller.until((batch) => batch.caughtUp === true);
+      await db.sql(insert(101));
+      await puller.until(() => puller.events.filter((event) => event.op === "insert").length >= values.length);
+      const reads = puller.events.filter((event) => event.op === "read");
+      const inserts = puller.events.filter((event) => event.op === "insert");
+      expect(reads).toHaveLength(values.length);
+      for (let i = 0; i < values.length; i++) expect(valuesOf(inserts[i]!), values[i]).toEqual(valuesOf(reads[i]!));
+      expect(reads[0]!.after!.t0).toBe("-01:03:00");
+      expect(reads[0]!.after!.t6).toBe("-01:03:00.000000");
+    } finally {
+      await source.close();
+    }
+  }, 60_000);
 });

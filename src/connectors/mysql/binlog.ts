@@ -31,7 +31,7 @@ import { Timestamp } from "../../model/timestamp.js";
 import { setField, type Row } from "../../model/value.js";
 import { comparePoints, describePoint, MariadbGtids, pointPosition, type BinlogPoint } from "./position.js";
 import type { MysqlTable } from "./tables.js";
-import { decodeValue, ValueDecodeError } from "./values.js";
+import { decodeValue, fixBinlogNegativeTime, ValueDecodeError } from "./values.js";
 import { patternToRegExp } from "./tables.js";
 import type { JsonValue } from "../../model/json-value.js";
 
@@ -444,7 +444,9 @@ export class BinlogStream {
     try {
       for (const column of table.columns) {
         if (!Object.hasOwn(raw, column.name)) continue;
-        setField(row, column.name, decodeValue(column.kind, raw[column.name], () => this.zeroDate(table, column.name)));
+        let value = raw[column.name];
+        if (column.kind === "time" && typeof value === "string" && value.startsWith("-")) value = fixBinlogNegativeTime(value);
+        setField(row, column.name, decodeValue(column.kind, value, () => this.zeroDate(table, column.name)));
       }
       // A column the description does not know yet (added since): carried by what zongji made of it.
       for (const name of Object.keys(raw)) {

@@ -125,3 +125,21 @@ export function decodeValue(kind: ValueKind, raw: unknown, zeroDate?: () => void
       return String(raw);
   }
 }
+
+/**
+ * zongji 0.9 decodes a negative TIME whose fraction is zero from its bits one short and then
+ * adds a second to the seconds field alone, so -01:03:00 comes out as "-01:02:64": the fields
+ * are those of (h:m:s − 1 packed as h<<12|m<<6|s). This undoes it, carrying as the packing does.
+ * (A negative TIME with a non-zero fraction comes out right.)
+ */
+export function fixBinlogNegativeTime(text: string): string {
+  const m = /^-(\d+):(\d{2}):(\d{2})(\.(\d+))?$/.exec(text);
+  if (m === null) return text;
+  if (m[5] !== undefined && /[1-9]/.test(m[5])) return text;
+  const packed = ((Number(m[1]) << 12) | (Number(m[2]) << 6) | (Number(m[3]) - 1)) + 1;
+  const hours = packed >> 12;
+  const minutes = (packed >> 6) & 63;
+  const seconds = packed & 63;
+  return `-${String(hours).padStart(2, "0")}:${String(minutes).padStart(2, "0")}:${String(seconds).padStart(2, "0")}${m[4] ?? ""}`;
+}
+
