@@ -9,7 +9,7 @@ import { Decimal } from "../../src/model/decimal.js";
 import type { ChangeEvent } from "../../src/model/event.js";
 import { Timestamp } from "../../src/model/timestamp.js";
 import type { SourceCheckpoint } from "../../src/runtime/contracts.js";
-import { createSource } from "../../src/connectors/mysql/source.js";
+import { createSource, MysqlSource } from "../../src/connectors/mysql/source.js";
 import { BatchPuller, recordingLogger, sourceContext } from "./pg-helpers.js";
 import { createMysqlDatabase, type MysqlDatabase } from "./mysql-source-helpers.js";
 
@@ -138,6 +138,67 @@ describe("mysql source", () => {
       expect(reads[0]!.after!.t6).toBe("-01:03:00.000000");
     } finally {
       await source.close();
+    }
+  }, 60_000);
+
+  it("resumes a crashed snapshot after its last chunk, and the stream after its last transaction, with nothing lost or repeated", async () => {
+    await db.sql("CREATE TABLE resume (id INT PRIMARY KEY, v VARCHAR(10))");
+    await db.sql("INSERT INTO resume SELECT seq, CONCAT('v', seq) FROM seq_1_to_50");
+    const options = { url: db.url, tables: [`${db.name}.resume`], chunk_size: 10 };
+    const first = createSource(sourceContext(options, { name: "resume" }));
+    await first.start();
+    const one = new BatchPuller(first);
+    await one.next();
+    await one.next();
+    // Rows change while the pipeline is down, in the copied range and after it.
+    await first.close();
+    const checkpoint = one.lastCheckpoint!;
+    expect((checkpoint.state as { snapshot: { lastKey: unknown } }).snapshot.lastKey).toEqual([20]);
+    await db.sql("UPDATE resume SET v = 'changed' WHERE id IN (5, 30)");
+    await db.sql("DELETE FROM resume WHERE id = 40");
+    await db.sql("INSERT INTO resume VALUES (51, 'new')");
+
+    const second = createSource(sourceContext(options, { name: "resume", resume: checkpoint }));
+    await second.start();
+    const two = new BatchPuller(second);
+    try {
+      await two.until((batch) => batch.caughtUp === true);
+      const reads = two.events.filter((event) => event.op === "read").map((event) => event.after!.id);
+      // After the last chunk, in a new snapshot: 21..50 without 40, with 51.
+      expect(reads).toEqual([...Array.from({ length: 30 }, (_, i) => 21 + i).filter((id) => id !== 40), 51]);
+      // Then the stream from the first snapshot's point: every change since, in order.
+      const streamed = two.events.filter((event) => event.op !== "read").map((event) => `${event.op} ${String(event.key.id)}`);
+      expect(streamed).toEqual(["update 5", "update 30", "delete 40", "insert 51"]);
+    } finally {
+      await second.close();
+    }
+    const streaming = two.lastCheckpoint!;
+    await db.sql("INSERT INTO resume VALUES (60, 'a')");
+    await db.sql("START TRANSACTION");
+    await db.sql("INSERT INTO resume VALUES (61, 'b')");
+    await db.sql("UPDATE resume SET v = 'c' WHERE id = 60");
+    await db.sql("COMMIT");
+    // One transaction per batch, so that there is a checkpoint between the two.
+    const third = new MysqlSource(sourceContext(options, { name: "resume", resume: streaming }), { stream: { batchEvents: 1 } });
+    await third.start();
+    const three = new BatchPuller(third, { keepBatches: true });
+    try {
+      await three.until(() => three.events.length >= 3);
+      await three.until((batch) => batch.caughtUp === true);
+      expect(three.events.map((event) => `${event.op} ${String(event.key.id)}`)).toEqual(["insert 60", "insert 61", "update 60"]);
+    } finally {
+      await third.close();
+    }
+    const middle = three.batches.find((batch) => batch.events.some((event) => event.key.id === 60 && event.op === "insert"))!.checkpoint!;
+    const fourth = createSource(sourceContext(options, { name: "resume", resume: middle }));
+    await fourth.start();
+    const four = new BatchPuller(fourth);
+    try {
+      await four.until(() => four.events.length >= 2);
+      await four.until((batch) => batch.caughtUp === true);
+      expect(four.events.map((event) => `${event.op} ${String(event.key.id)}`)).toEqual(["insert 61", "update 60"]);
+    } finally {
+      await fourth.close();
     }
   }, 60_000);
 });

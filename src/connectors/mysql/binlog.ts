@@ -219,12 +219,17 @@ export class BinlogStream {
       const event = this.take();
       if (event === undefined) {
         if (committed.length > 0) return finish();
-        if (this.transaction.length >= limit) return this.splitBatch();
         const idle = await this.idle(signal);
         if (idle !== undefined) return idle;
         continue;
       }
       const name = event.getEventName();
+      if (this.transaction.length >= limit && (name === "writerows" || name === "updaterows" || name === "deleterows")) {
+        // The open transaction outgrows a batch: what it has so far goes out without a checkpoint.
+        this.unTake();
+        if (committed.length > 0) return finish();
+        return this.splitBatch();
+      }
       if (name === "query" && this.isDdl(event)) {
         if (committed.length > 0) {
           this.unTake();
@@ -246,9 +251,6 @@ export class BinlogStream {
           return finish();
         }
         if (committed.length >= limit) return finish();
-      } else if (this.transaction.length >= limit) {
-        if (committed.length > 0) return finish();
-        return this.splitBatch();
       }
     }
   }
