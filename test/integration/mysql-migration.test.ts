@@ -74,7 +74,7 @@ export async function mysqlChecksums(db: MysqlDatabase): Promise<Record<string, 
   return sums;
 }
 
-export async function postgresChecksums(db: TestDatabase, schema = "public"): Promise<Record<string, string>> {
+export async function postgresChecksums(db: TestDatabase, schema: string): Promise<Record<string, string>> {
   const sums: Record<string, string> = {};
   const tables: Record<string, string> = {
     customers: `id, name, coalesce(email, '~'), balance, to_char(created, 'YYYY-MM-DD HH24:MI:SS.US'), active, big, kind, upper(encode(photo, 'hex')), coalesce(to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '~'), y`,
@@ -83,7 +83,7 @@ export async function postgresChecksums(db: TestDatabase, schema = "public"): Pr
   };
   for (const [table, columns] of Object.entries(tables)) {
     const [row] = await db.sql<{ n: string; s: string }>(
-      `SELECT count(*)::text AS n, coalesce(sum(('x' || lpad(substr(md5(concat_ws('|', ${columns})), 1, 12), 16, '0'))::bit(64)::bigint), 0)::text AS s FROM ${schema}.${table}`,
+      `SELECT count(*)::text AS n, coalesce(sum(('x' || lpad(substr(md5(concat_ws('|', ${columns})), 1, 12), 16, '0'))::bit(64)::bigint), 0)::text AS s FROM "${schema}".${table}`,
     );
     sums[table] = `${row!.n}:${row!.s}`;
   }
@@ -152,6 +152,23 @@ describe("zero-downtime migration MariaDB → PostgreSQL (pipelines/zero-downtim
     const caughtUp = await runDtsRun([pipeline.file, "--until-caught-up"], { env });
     expect(caughtUp.code, caughtUp.stderr.slice(-3000)).toBe(0);
 
-    expect(await postgresChecksums(target)).toEqual(await mysqlChecksums(legacy));
+    expect(await postgresChecksums(target, legacy.name)).toEqual(await mysqlChecksums(legacy));
+    const verify = await runDts(["verify", pipeline.file], { env });
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect(verify.stdout).toContain("ok: 3 equal, 0 different");
+
+    const status = await runDts(["status", pipeline.file], { env });
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/lag\s+\d+(\.\d)? (B|kB|MB), [\d.]+ s/);
+    expect(status.stdout).toMatch(/binlogs\s+\d+ files/);
+
+    const check = await runDts(["check", "--live", pipeline.file], { env });
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+
+    // A difference is found, by key.
+    await legacy.sql("UPDATE orders SET note = 'drifted' WHERE id = 7");
+    const drifted = await runDts(["verify", pipeline.file], { env });
+    expect(drifted.code).not.toBe(0);
+    expect(drifted.stdout).toMatch(/orders[\s\S]*7/);
   }, 240_000);
 });

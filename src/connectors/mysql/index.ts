@@ -14,6 +14,9 @@ export const connector = declareConnector({
     createSource: async () => (await import("./source.js")).createSource,
     preflight: async () => (await import("./preflight.js")).preflight,
     describe: async () => (await import("./preflight.js")).describe,
+    status: async () => (await import("./status.js")).status,
+    verify: async () => (await import("./verify.js")).verifySource,
+    drop: async () => (await import("./drop.js")).drop,
   },
   sink: { spec: sinkSpec },
 });

@@ -32,7 +32,7 @@ import type { Timestamp } from "../../model/timestamp.js";
 import { setField, type Row } from "../../model/value.js";
 import { connect, connectorError, quoteIdentifier } from "./connection.js";
 import type { BinlogPoint } from "./position.js";
-import type { MysqlTable } from "./tables.js";
+import { selectExpression, type MysqlTable } from "./tables.js";
 import { decodeValue, ValueDecodeError } from "./values.js";
 
 /** A key column's value as the checkpoint keeps it: JSON, with bytes as hex. */
@@ -209,7 +209,7 @@ async function* tableChunks(table: MysqlTable, resumeKey: readonly KeyValue[] | 
   const ordered = table.primaryKey.length > 0;
   const from = `${quoteIdentifier(table.database)}.${quoteIdentifier(table.name)}`;
   const keyList = table.primaryKey.map(quoteIdentifier).join(", ");
-  let sql = `SELECT ${names.map(quoteIdentifier).join(", ")} FROM ${from}`;
+  let sql = `SELECT ${columns.map((column) => selectExpression(column, quoteIdentifier)).join(", ")} FROM ${from}`;
   const values: unknown[] = [];
   if (ordered) {
     if (resumeKey !== null) {

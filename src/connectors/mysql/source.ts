@@ -222,7 +222,8 @@ export class MysqlSource implements SourceReader {
   private async currentPoint(): Promise<BinlogPoint> {
     const end = await this.binlogEnd();
     if (end === undefined) throw new ConnectorError(`${this.server} has no binlog (log_bin is OFF): the mysql source reads changes from it`, false);
-    const rows = await this.catalogQuery("SELECT IF(VERSION() LIKE '%MariaDB%', @@GLOBAL.gtid_binlog_pos, @@GLOBAL.gtid_executed) AS g");
+    const version = await this.catalogQuery("SELECT VERSION() AS v");
+    const rows = await this.catalogQuery(/mariadb/i.test(String(version[0]?.v)) ? "SELECT @@GLOBAL.gtid_binlog_pos AS g" : "SELECT @@GLOBAL.gtid_executed AS g");
     return { file: end.file, offset: end.offset, gtids: String(rows[0]?.g ?? "").replace(/\s+/g, "") };
   }
 

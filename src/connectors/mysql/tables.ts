@@ -296,3 +296,12 @@ export function tableSchema(table: MysqlTable): TableSchema {
     primaryKey: table.primaryKey,
   };
 }
+
+/**
+ * How a column is selected so that its text loses nothing: a FLOAT through DOUBLE, since the
+ * server prints a FLOAT to 6 significant digits (26.333334 as 26.3333) but a DOUBLE exactly.
+ */
+export function selectExpression(column: Pick<MysqlColumn, "name" | "kind">, quote: (name: string) => string): string {
+  return column.kind === "float32" ? `CAST(${quote(column.name)} AS DOUBLE) AS ${quote(column.name)}` : quote(column.name);
+}
+
