@@ -172,3 +172,63 @@ describe("zero-downtime migration MariaDB → PostgreSQL (pipelines/zero-downtim
     expect(drifted.stdout).toMatch(/orders[\s\S]*7/);
   }, 240_000);
 });
+
+describe("kill -9 during the snapshot and during streaming (MariaDB → PostgreSQL)", () => {
+  let legacy: MysqlDatabase;
+  let target: TestDatabase;
+  let pipeline: Awaited<ReturnType<typeof copyPipeline>>;
+
+  beforeAll(async () => {
+    legacy = await createMysqlDatabase("dts_kill");
+    target = await createDatabase("kill_target");
+    for (const statement of SHOP_SCHEMA.split(";").filter((s) => s.trim() !== "")) await legacy.sql(statement);
+    await legacy.sql(customers(1, 3000));
+    await legacy.sql(orders(1, 20000));
+    await legacy.sql(lines(1, 10000));
+    pipeline = await copyPipeline("zero-downtime-migration.dts", [
+      ["pipeline shop_migration", `pipeline ${unique("kill_migration")}`],
+      ['tables: ["shop.*"]', `tables: ["${legacy.name}.*"]\n  chunk_size: 500`],
+    ]);
+  });
+
+  afterAll(async () => {
+    await legacy?.drop();
+    await target?.drop();
+    await pipeline?.remove();
+  });
+
+  it("ends with an equal copy after six SIGKILLs", async () => {
+    const env = { LEGACY_URL: legacy.url, TARGET_URL: target.url };
+    let writing = true;
+    let round = 0;
+    const writes = (async () => {
+      while (writing) {
+        await changeRound(legacy, ++round, 500_000);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+    })();
+    const killedAt: string[] = [];
+    try {
+      for (let kill = 0; kill < 6; kill++) {
+        const running = startDtsRun([pipeline.file], { env });
+        // Three kills at times that land in the copy, three once the run streams.
+        if (kill >= 3) await running.stderrContains("streaming the binlog");
+        await new Promise((resolve) => setTimeout(resolve, kill >= 3 ? 1000 : 1500 + kill * 500));
+        killedAt.push(running.stderr().includes("streaming the binlog") ? "streaming" : "snapshot");
+        running.child.kill("SIGKILL");
+        const result = await running.done;
+        expect(result.signal, result.stderr.slice(-2000)).toBe("SIGKILL");
+      }
+    } finally {
+      writing = false;
+      await writes;
+    }
+    expect(killedAt).toContain("snapshot");
+    expect(killedAt).toContain("streaming");
+    const last = await runDtsRun([pipeline.file, "--until-caught-up"], { env, timeoutMs: 120_000 });
+    expect(last.code, last.stderr.slice(-3000)).toBe(0);
+    expect(await postgresChecksums(target, legacy.name)).toEqual(await mysqlChecksums(legacy));
+    const verify = await runDts(["verify", pipeline.file], { env });
+    expect(verify.stdout).toContain("ok: 3 equal, 0 different");
+  }, 300_000);
+});
