@@ -5,10 +5,13 @@
  *   pg      PostgreSQL: snapshot PG→PG against a psql COPY pipe, and the CDC drain against
  *           pg_recvlogical, as ratios
  *   upsert  the PostgreSQL sink's UNNEST and COPY upserts, at 10k and 100k rows per batch
+ *   mysql   MariaDB: binlog drain against mariadb-binlog, full load MariaDB→PG against a
+ *           mariadb | psql COPY pipe, as ratios
  */
 const benchmarks: Readonly<Record<string, () => Promise<(args: readonly string[]) => Promise<void>>>> = {
   pg: async () => (await import("./pg.js")).benchPg,
   upsert: async () => (await import("./upsert.js")).benchUpsert,
+  mysql: async () => (await import("./mysql.js")).benchMysql,
 };
 
 async function main(argv: readonly string[]): Promise<number> {
