@@ -14,6 +14,8 @@
  *   redis   the Redis sink against redis-benchmark, and PG → Redis against PG → discard
  *   kafka   PostgreSQL → Kafka: dts against Debezium's PostgreSQL connector on Kafka Connect,
  *           same WAL, same broker, time until the last message is in the topic
+ *   mysql   MariaDB: binlog drain against mariadb-binlog, full load MariaDB→PG against a
+ *           mariadb | psql COPY pipe, as ratios
  */
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -26,6 +28,7 @@ const suites: Readonly<Record<string, { load: () => Promise<Suite>; byDefault: b
   apply: { load: async () => (await import("./apply.js")).benchApply, byDefault: true },
   redis: { load: async () => (await import("./redis.js")).benchRedis, byDefault: true },
   kafka: { load: async () => (await import("./kafka.js")).benchKafka, byDefault: true },
+  mysql: { load: async () => (await import("./mysql.js")).benchMysql, byDefault: true },
   upsert: { load: async () => (await import("./upsert.js")).benchUpsert, byDefault: false },
 };
 

@@ -262,6 +262,7 @@ server_id        = 1
 log_bin          = mysql-bin
 binlog_format    = ROW
 binlog_row_image = FULL
+binlog_row_metadata = FULL
 expire_logs_days = 2" || true
   if ! mariadbd --print-defaults 2>/dev/null | grep -q -- '--binlog_format=ROW'; then
     fail mariadb "mariadbd does not read $MARIADB_CNF_DIR/60-dts.cnf (see 'mariadbd --print-defaults')"; return 0
@@ -297,6 +298,13 @@ expire_logs_days = 2" || true
     fi
   fi
 
+  # binlog_row_metadata is dynamic: set it live rather than restarting for it (the file above
+  # keeps it across restarts). Without FULL, row images carry no column names (mysql source).
+  if [[ $(maria_sql 'select @@binlog_row_metadata') != FULL ]]; then
+    maria_sql 'SET GLOBAL binlog_row_metadata = FULL' || { fail mariadb "could not SET GLOBAL binlog_row_metadata = FULL"; return 0; }
+    note mariadb "set binlog_row_metadata = FULL (live)"
+  fi
+
   # 4. A binlog client can see a current position.
   local status
   status=$(maria_sql 'SHOW MASTER STATUS') || status=""
@@ -304,7 +312,7 @@ expire_logs_days = 2" || true
     fail mariadb "SHOW MASTER STATUS returned no row; read $MARIADB_LOG"; return 0
   fi
 
-  ok mariadb "$HOST:$MARIADB_PORT (log_bin=ON binlog_format=ROW binlog_row_image=FULL, at ${status%%$'\t'*})"
+  ok mariadb "$HOST:$MARIADB_PORT (log_bin=ON binlog_format=ROW binlog_row_image=FULL binlog_row_metadata=FULL, at ${status%%$'\t'*})"
 }
 
 # ---------------------------------------------------------------------------- the others

@@ -94,6 +94,8 @@ const entries = {
   DTS6007: { severity: "error", template: "table {table} has REPLICA IDENTITY NOTHING: in a publication, the server would reject its UPDATEs and DELETEs" },
   DTS6008: { severity: "warning", template: "this flow reads before, but {table} has {problem}" },
   DTS6009: { severity: "warning", template: "{table} has {problem}" },
+  DTS6030: { severity: "error", template: "the server has {setting} = {value}; the mysql source needs {setting} = {wanted}" },
+  DTS6031: { severity: "error", template: "user {user} lacks the {privilege} privilege, which the mysql source needs to {purpose}" },
 } satisfies Record<string, Entry>;
 
 export type DiagnosticCode = keyof typeof entries;

@@ -487,11 +487,11 @@ describe("postgres sink: create_tables", () => {
     };
     const sink = sinkFor(db, { createTables: true, describeSource: async () => schema });
     await sink.start();
-    await sink.write({ events: sinkEvents([event("insert", "shop.orders", { after: { id: 1, flag: true, amount: new Decimal("1.00") }, key: { id: 1 } })]) });
+    await sink.write({ events: sinkEvents([event("insert", "shop.orders", { after: { id: 1, flag: 1, amount: new Decimal("1.00") }, key: { id: 1 } })]) });
     await sink.close();
     expect(await columnTypes("shop", "orders")).toEqual([
       { name: "id", type: "bigint" },
-      { name: "flag", type: "boolean" },
+      { name: "flag", type: "smallint" },
       { name: "amount", type: "numeric(10,2)" },
       { name: "name", type: "character varying(20)" },
       { name: "at", type: "timestamp(6) without time zone" },

@@ -12,19 +12,30 @@ export const sourceSpec = defineConnector({
 committed insert, update and delete from the binary log, connected as a replica. Table names
 are \`database.table\`; \`tables\` takes names or globs such as \`"shop.*"\`.
 
-The server needs \`binlog_format = ROW\` and \`binlog_row_image = FULL\`, and a user with
-\`SELECT\`, \`REPLICATION SLAVE\` and \`REPLICATION CLIENT\`, plus \`RELOAD\` for a snapshot.
-Each pipeline connects with its own replica id, \`server_id\`, which must differ from every
-other replica of the server; by default it is derived from the pipeline's name.
+The server needs \`log_bin\`, \`binlog_format = ROW\`, \`binlog_row_image = FULL\` and
+\`binlog_row_metadata = FULL\`, and a user with \`SELECT\`, \`REPLICATION SLAVE\`, \`BINLOG
+MONITOR\` (MariaDB) or \`REPLICATION CLIENT\` (MySQL), and \`RELOAD\` for a snapshot;
+\`dts check --live\` and the start say what is missing (DTS6030, DTS6031). Each pipeline connects
+with its own replica id, \`server_id\`, which must differ from every other replica of the
+server; by default it is derived from the pipeline's name.
 
-The snapshot is consistent and taken at a known binlog position, so the stream that follows
-it has no gap and no duplicate. It reads each table in primary-key chunks of \`chunk_size\`
-rows and resumes after a crash from the last finished chunk. A position is a binlog file and
-offset, with the GTID set when the server has GTIDs on; the binlog must still hold that
-position when the pipeline restarts, so keep binlogs longer than the longest stop.
+The snapshot is consistent and taken at a known binlog position (file and offset, and the GTID
+state): \`FLUSH TABLES WITH READ LOCK\` is held only while the snapshot's transaction starts and
+the position is read, never for the copy (MariaDB without \`RELOAD\`: no lock at all). The stream
+then starts at exactly that position, so there is no gap and no duplicate. Each table is read in
+primary-key order, in chunks of \`chunk_size\` rows; a crash resumes after the last chunk.
 
-Positions move only at transaction boundaries, after every sink has made the transaction
-durable. Delivery is at-least-once: changes after the last checkpoint may be sent again.`,
+Positions move only at transaction ends (the XID event), after every sink has made the
+transaction durable; a restart resumes by GTID (by file and offset where GTIDs are off).
+Delivery is at-least-once. A position whose binlog the server has purged is an error saying to
+copy the tables again: keep binlogs longer than the longest stop.
+
+Values are exact and the same from the snapshot and the binlog: BIGINT UNSIGNED as an integer up
+to 2^64-1, DECIMAL as a decimal, DATETIME as a wall-clock timestamp, TIMESTAMP as the UTC
+instant (sessions run with time_zone '+00:00'), TIME as text (it may be negative or beyond a
+day), JSON as the parsed document, BIT as an integer; a zero date is NULL. DDL in the binlog
+(ALTER, CREATE and RENAME TABLE) is followed: sinks receive the schema change before the rows
+that need it. The type mapping into PostgreSQL: docs/guides/mysql-to-postgres.md.`,
   example: `source shop = mysql {
   url: env("SHOP_MYSQL_URL", "mysql://root@127.0.0.1:3306/shop")
   tables: ["shop.*"]

@@ -205,8 +205,16 @@ export async function definitionsFromSchema(client: Client, schema: TableSchema)
   });
 }
 
+/**
+ * MySQL → PostgreSQL column types (docs/guides/mysql-to-postgres.md has the table and the why):
+ * every value of the MySQL type fits the PostgreSQL one exactly. Unsigned integers take the next
+ * wider type (BIGINT UNSIGNED: numeric(20)); TINYINT(1) stays a number (smallint), since MySQL
+ * lets it hold -128..127 and nothing says an application keeps to 0 and 1; CHAR(n) becomes
+ * varchar(n), since MySQL drops trailing spaces when it reads a CHAR and a PostgreSQL char(n)
+ * would pad them back; BIT(n) is its value as an integer; TIME is an interval (it runs from
+ * -838:59:59 to 838:59:59, beyond a time of day); ENUM and SET are text (their labels).
+ */
 const mysqlTypes: readonly [RegExp, (m: RegExpExecArray) => string][] = [
-  [/^tinyint\(1\)(?! unsigned)/, () => "boolean"],
   [/^(tinyint|smallint)\b.*unsigned/, () => "integer"],
   [/^(tinyint|smallint|year)\b/, () => "smallint"],
   [/^(mediumint|int|integer)\b.*unsigned/, () => "bigint"],
@@ -218,9 +226,9 @@ const mysqlTypes: readonly [RegExp, (m: RegExpExecArray) => string][] = [
   [/^(decimal|numeric)\b/, () => "numeric(10)"],
   [/^float\b/, () => "real"],
   [/^(double|real)\b/, () => "double precision"],
+  [/^bit\((\d+)\)/, (m) => (Number(m[1]) >= 64 ? "numeric(20)" : "bigint")],
   [/^bit\b/, () => "bigint"],
-  [/^char\((\d+)\)/, (m) => `character(${m[1]})`],
-  [/^varchar\((\d+)\)/, (m) => `character varying(${m[1]})`],
+  [/^(char|varchar)\((\d+)\)/, (m) => `character varying(${m[2]})`],
   [/^(tiny|medium|long)?text\b/, () => "text"],
   [/^(binary|varbinary|(tiny|medium|long)?blob)\b/, () => "bytea"],
   [/^date\b/, () => "date"],
@@ -230,6 +238,8 @@ const mysqlTypes: readonly [RegExp, (m: RegExpExecArray) => string][] = [
   [/^timestamp\b/, () => "timestamp(0) with time zone"],
   [/^time\b/, () => "interval"],
   [/^json\b/, () => "jsonb"],
+  [/^(enum|set)\b/, () => "text"],
+  [/^uuid\b/, () => "uuid"],
 ];
 
 /** A MySQL column type (`COLUMN_TYPE`: `int(11) unsigned`, `varchar(20)`) in PostgreSQL. */

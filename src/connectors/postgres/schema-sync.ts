@@ -27,7 +27,7 @@
  * the pipeline was stopped).
  */
 import type { SchemaChange } from "../../runtime/contracts.js";
-import { quoteIdent, type TargetTable } from "./ddl.js";
+import { mysqlToPostgres, quoteIdent, type TargetTable } from "./ddl.js";
 
 /** One thing to do to a target column. */
 export type ColumnSync =
@@ -53,9 +53,12 @@ export function planSync(target: TargetTable, change: SchemaChange, targetTypes:
       steps.push({ kind: "add", column: column.name, type: want, ...(existing !== undefined ? { existing } : {}) });
     } else if (changed?.kind === "retyped" && have.typeName !== want) {
       // A widening kept the source's values as they were; any other change may have rewritten them.
-      const widened = widens(changed.from, changed.to);
+      // A MySQL source's types are compared as the PostgreSQL types they map to.
+      const inPostgres = (type: string): string => (change.schema.dialect === "mysql" ? mysqlToPostgres(type) : type);
+      const [from, to] = [inPostgres(changed.from), inPostgres(changed.to)];
+      const widened = widens(from, to) || from === to;
       if (widened && widens(have.typeName, want)) steps.push({ kind: "widen", column: column.name, from: have.typeName, to: want });
-      else if (!widened || !holdsAll(have.typeName, want)) steps.push({ kind: "refuse", column: column.name, from: have.typeName, to: want, narrowing: widens(changed.to, changed.from) });
+      else if (!widened || !holdsAll(have.typeName, want)) steps.push({ kind: "refuse", column: column.name, from: have.typeName, to: want, narrowing: widens(to, from) });
     }
   }
   for (const c of change.columns) {
