@@ -188,15 +188,26 @@ async function startRedis(dir: string): Promise<PrivateServer> {
   const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"], { stdio: "ignore" });
   const exited = new Promise((resolve) => child.on("exit", resolve));
   const url = `redis://127.0.0.1:${port}`;
-  const client = new Redis(url, { lazyConnect: true, retryStrategy: (times) => (times > 100 ? null : 50) });
-  client.on("error", () => {});
-  await client.connect();
+  let client: Redis | undefined;
+  for (let attempt = 0; client === undefined; attempt++) {
+    const candidate = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    candidate.on("error", () => {});
+    try {
+      await candidate.connect();
+      await candidate.ping();
+      client = candidate;
+    } catch (error) {
+      candidate.disconnect();
+      if (attempt > 200) throw new Error(`redis-server on port ${port} did not start: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
   return {
     port,
     url,
-    client,
+    client: client!,
     async stop() {
-      client.disconnect();
+      client!.disconnect();
       child.kill("SIGTERM");
       await exited;
     },

@@ -5,13 +5,14 @@
  * transaction, deletes — the cache equals the table, key by key and value by value, in both
  * formats. Also: the default key, ttl, publish, and checkpoint: "redis" stored with the data.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runPipeline, type RunSummary } from "../../src/runtime/run.js";
 import { planOf } from "../unit/runtime-fixtures.js";
+import { requireBuild, runDts } from "../cli-process.js";
 import { createDatabase, eventually, recordingLogger, requireLogicalReplication, type RecordingLogger, type ThrowawayDatabase } from "./pg-helpers.js";
 import { bigText, cacheDifference, deleteMatching, ITEMS_DDL, REDIS_URL, sharedRedis, uniquePrefix } from "./redis-helpers.js";
 
@@ -188,5 +189,22 @@ flow pg -> cache`,
       await redis.client("SETNAME", "test");
     }
     prefixes.push(`dts:checkpoints:${c.pipeline}`);
+  });
+
+  it("is reported by dts verify as not verifiable (exit 4), saying why", async () => {
+    requireBuild();
+    const c = await cache("json");
+    const file = join(folder, `${c.pipeline}-verify.dts`);
+    writeFileSync(
+      file,
+      `pipeline ${c.pipeline}
+source pg = postgres { url: "${source.url}", tables: ["public.${c.table}"], slot: "${c.pipeline}" }
+sink cache = redis { url: "${REDIS_URL}", key: "${c.prefix}\${key.id}" }
+flow pg -> cache
+`,
+    );
+    const verify = await runDts(["verify", file]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(4);
+    expect(verify.stdout + verify.stderr).toMatch(/sink cache \(redis\) cannot be checked: the redis connector has no verify capability/);
   });
 });

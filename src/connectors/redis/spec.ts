@@ -48,7 +48,14 @@ at-least-once and the result effectively-once. Changes to one key are applied in
 source transaction larger than one write is applied in parts. While Redis is unreachable,
 nothing is queued in the client: the write fails, is retried with backoff within
 \`retry_for\`, and the source waits. Redis Cluster is not supported (a transaction spans keys
-of many slots).`,
+of many slots).
+
+\`dts verify\` reports a redis sink as not verifiable (exit 4 unless
+\`--skip-unverifiable\`): a key is computed from each event by an expression that cannot be
+turned back into the set of keys holding one table, and a stored value carries no type (a
+hash field \`12.30\` may have been a decimal or a text), so there are neither the tables nor the
+canonical kinds that the comparison of counts, checksums and rows needs. The sink's tests
+compare every key with its source row instead.`,
   example: `sink cache = redis {
   url: env("REDIS_URL", "redis://127.0.0.1:6379")
   key: "product:\${key.id}"
