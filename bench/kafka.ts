@@ -13,6 +13,7 @@
  * Connect's start-up, which a long-running deployment pays once). The ratio uses the second,
  * the one more favourable to Debezium.
  */
+import { compared, type BenchContext } from "./report.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -27,8 +28,8 @@ const DEBEZIUM = fileURLToPath(new URL("../../scripts/debezium.sh", import.meta.
 const BROKER = process.env.DTS_BENCH_KAFKA ?? "127.0.0.1:9092";
 const TARGET = 2;
 
-export async function benchKafka(args: readonly string[]): Promise<void> {
-  const changes = Number(args[0] ?? 1_000_000);
+export async function benchKafka(args: readonly string[], bench: BenchContext): Promise<void> {
+  const changes = Number(args[0] ?? (bench.quick ? 20_000 : 1_000_000));
   const rows = changes;
   const line = (text: string) => process.stdout.write(`${text}\n`);
   const id = `${process.pid}`;
@@ -98,6 +99,7 @@ flow s -> k
     line(`Debezium on Kafka Connect              ${dbzFromRunning.toFixed(2).padStart(7)} s ${rate(dbzFromRunning)}   (from RUNNING; ${dbzFromStart.toFixed(1)} s from the JVM's start)`);
     line("");
     line(`ratio dts ÷ Debezium ${(dbzFromRunning / dtsS).toFixed(2)} (target ${TARGET}); from both starts ${(dbzFromStart / dtsS).toFixed(2)}`);
+    bench.record(compared("kafka: PG → Kafka, dts vs Debezium (from RUNNING)", Math.round(changes / dtsS), "changes/s", Math.round(changes / dbzFromRunning), dbzFromRunning / dtsS, TARGET));
     line(`(${messages.toLocaleString("en-US")} messages in each topic; ${started2.split("\n")[0]})`);
   } finally {
     if (debezium) await runToEnd("bash", [DEBEZIUM, "stop", worker]).catch(() => "");

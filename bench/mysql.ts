@@ -11,6 +11,7 @@
  *
  * MariaDB at 127.0.0.1:3306 as root (DTS_BENCH_MYSQL_PORT), PostgreSQL as bench/support.ts.
  */
+import { compared, type BenchContext } from "./report.js";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -23,8 +24,8 @@ import { adminQuery, createBenchDatabase, PG_HOST, PG_PORT } from "./support.js"
 const DTS_RUN = fileURLToPath(new URL("../src/cli/dts-run.js", import.meta.url));
 const MYSQL_PORT = Number(process.env.DTS_BENCH_MYSQL_PORT ?? 3306);
 
-export async function benchMysql(args: readonly string[]): Promise<void> {
-  const rows = Number(args[0] ?? 1_000_000);
+export async function benchMysql(args: readonly string[], bench: BenchContext): Promise<void> {
+  const rows = Number(args[0] ?? (bench.quick ? 50_000 : 1_000_000));
   const changes = Number(args[1] ?? rows);
   const name = `dts_bench_my_${randomBytes(3).toString("hex")}`;
   const admin = await mysql.createConnection({ host: "127.0.0.1", port: MYSQL_PORT, user: "root", multipleStatements: true });
@@ -61,6 +62,7 @@ export async function benchMysql(args: readonly string[]): Promise<void> {
     line("");
     line(row("full load", "mariadb | psql COPY", pipe.seconds, rows));
     line(row("", 'dts-run, snapshot "only"', load.seconds, rows, pipe.seconds));
+    bench.record(compared("mysql: full load MariaDB → PG vs mariadb | psql COPY pipe", Math.round(rows / load.seconds), "rows/s", Math.round(rows / pipe.seconds), pipe.seconds / load.seconds, 0.7));
 
     // ---------------------------------------------------------------- binlog drain
     const drainFile = join(dir, "drain.dts");
@@ -79,6 +81,7 @@ export async function benchMysql(args: readonly string[]): Promise<void> {
     const drain = await run(process.execPath, [DTS_RUN, drainFile, "--until-caught-up", "--log-level", "warn"]);
     line(row("drain", "mariadb-binlog -v", recv.seconds, changes));
     line(row("", "dts-run → discard", drain.seconds, changes, recv.seconds));
+    bench.record(compared("mysql: binlog drain vs mariadb-binlog", Math.round(changes / drain.seconds), "changes/s", Math.round(changes / recv.seconds), recv.seconds / drain.seconds, 0.5));
     line("\n(mariadb-binlog reads to the end of the server's binlog and waits for nothing; both read the same changes)");
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${name}`).catch(() => {});

@@ -15,6 +15,7 @@
  *                before the workload (the same WAL); each side drains twice, in the order
  *                discard, redis, redis, discard, and its faster run counts. Target ≥ 0.8.
  */
+import { compared, type BenchContext } from "./report.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -34,9 +35,9 @@ import { adminQuery, createBenchDatabase, fillOrdersSql, orderRow, ordersTableSq
 const DTS_RUN = fileURLToPath(new URL("../src/cli/dts-run.js", import.meta.url));
 const BATCH = 2000;
 
-export async function benchRedis(args: readonly string[]): Promise<void> {
-  const events = Number(args[0] ?? 500_000);
-  const changes = Number(args[1] ?? 500_000);
+export async function benchRedis(args: readonly string[], bench: BenchContext): Promise<void> {
+  const events = Number(args[0] ?? (bench.quick ? 50_000 : 500_000));
+  const changes = Number(args[1] ?? (bench.quick ? 50_000 : 500_000));
   const line = (text: string) => process.stdout.write(`${text}\n`);
   const dir = await mkdtemp(join(tmpdir(), "dts-bench-redis-"));
   const server = await startRedis(dir);
@@ -118,6 +119,8 @@ flow s -> out
       await adminQuery(source.url, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1", [`bench_%_${process.pid}`]);
       line("");
       line(`sink alone ratio ${(benchmarkSeconds / sinkSeconds).toFixed(2)} (target 0.25); end to end ratio ${(discard / redis).toFixed(2)} (target 0.8)`);
+      bench.record(compared("redis: sink alone vs redis-benchmark -P 100 -t set", Math.round(events / sinkSeconds), "events/s", Math.round(events / benchmarkSeconds), benchmarkSeconds / sinkSeconds, 0.25));
+      bench.record(compared("redis: PG → Redis vs PG → discard", Math.round(changes / redis), "changes/s", Math.round(changes / discard), discard / redis, 0.8));
     } finally {
       await source.drop();
     }
