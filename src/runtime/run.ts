@@ -31,11 +31,13 @@ import type { ChangeEvent } from "../model/event.js";
 import { ConnectorError, type CheckpointStore, type Logger, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
 import { PipelineFailure, RejectedEventError, type FailureKind, type RunSummary } from "./failures.js";
 import { FileCheckpointStore } from "./file-checkpoint-store.js";
-import { checkpointsInSink, PipelineGraph } from "./graph.js";
+import { checkpointsInSink, PipelineGraph, sinkHeldPositions, sinksOfSources } from "./graph.js";
 import { asRunLogger, silentLogger, type RunLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { DEFAULT_RETRY_POLICY, messageOf, withRetry, type RetryPolicy } from "./retry.js";
 import { PipelineLockedError } from "./run-lock.js";
+import { SinkLane } from "./sink-lane.js";
+import { splitCheckpoints } from "./sink-positions.js";
 import { SinkWorker } from "./sink-worker.js";
 import { SourcePump } from "./source-pump.js";
 import { resolveStartValues, StartValueError, type ResolvedOptions } from "./start-values.js";
@@ -112,6 +114,7 @@ class PipelineRun {
   private stoppedBy: RunSummary["stoppedBy"] = "end";
   private readonly writers = new Map<string, SinkWriter>();
   private readonly workers = new Map<string, SinkWorker>();
+  private readonly lanes = new Map<string, SinkLane>();
   private readonly pumps = new Map<string, SourcePump>();
   private readonly sourceConnectors = new Map<string, string>();
   private coordinator: CheckpointCoordinator | undefined;
@@ -246,16 +249,20 @@ class PipelineRun {
       log.info("sink started", { sink: sink.name, connector: sink.connector });
     }
 
-    let initial: Readonly<Record<string, SourceCheckpoint>>;
+    let stored: Readonly<Record<string, SourceCheckpoint>>;
     try {
-      initial = await withRetry("reading the checkpoints", () => store.load(), { policy: this.storeRetry(), log });
+      stored = await withRetry("reading the checkpoints", () => store.load(), { policy: this.storeRetry(), log });
     } catch (error) {
       this.fail(error, "checkpoint store");
       return;
     }
+    // A store written before per-sink positions holds only the sources': every sink is there.
+    const { sources: initial, sinks: initialSinks } = splitCheckpoints(stored);
 
     const storedBySink = checkpointsInSink(plan);
     const checkpointSink = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
+    const sinksOf = sinksOfSources(plan);
+    const heldBy = sinkHeldPositions(plan);
     const gate = this.gate;
     const coordinator = new CheckpointCoordinator({
       store: {
@@ -265,13 +272,15 @@ class PipelineRun {
           await store.save(checkpoints);
         },
       },
-      sources: new Map(plan.sources.map((s) => [s.name, { storedBySink: storedBySink.get(s.name) === true }])),
+      sources: new Map(
+        plan.sources.map((s) => [s.name, { sinks: sinksOf.get(s.name) ?? [], storedBySink: storedBySink.get(s.name) === true, holder: heldBy.get(s.name) ?? null }]),
+      ),
       initial,
+      initialSinks,
       acknowledge: async (source, checkpoint) => {
         await this.pumps.get(source)?.reader?.acknowledge(checkpoint);
       },
       onFatal: (error) => this.fail(error, "checkpoint store"),
-      onRetired: (source) => this.pumps.get(source)?.retired(),
       retry: this.storeRetry(),
       sourceRetry: (source) => this.retryOf(`source ${source}`),
       log,
@@ -279,30 +288,51 @@ class PipelineRun {
     });
     this.coordinator = coordinator;
 
-    for (const sink of plan.sinks) {
-      this.workers.set(
-        sink.name,
-        new SinkWorker(sink.name, this.writers.get(sink.name)!, {
-          retry: this.retryOf(`sink ${sink.name}`),
-          log: log.child({ sink: sink.name }),
-          counters: this.metrics.sink(sink.name),
-          onFatal: (error) => this.fail(error, `sink ${sink.name}`),
-          beforeWrite: () => gate.wait(),
-        }),
-      );
-    }
-    const graph = new PipelineGraph({
-      flows,
-      workers: this.workers,
-      coordinator,
-      deadLetter: plan.pipeline.dead_letter,
-      storedBySink,
-      checkpointSink,
-      metrics: this.metrics,
-      onFatal: (error) => this.fail(error, "pipeline"),
-    });
-
     const inFlightLimit = Math.max(1, options.inFlightBatches ?? DEFAULT_IN_FLIGHT_BATCHES);
+    let graph: PipelineGraph | undefined;
+    const onRoom = (): void => {
+      for (const pump of this.pumps.values()) pump.retired();
+    };
+    for (const sink of plan.sinks) {
+      const worker = new SinkWorker(sink.name, this.writers.get(sink.name)!, {
+        retry: this.retryOf(`sink ${sink.name}`),
+        log: log.child({ sink: sink.name }),
+        counters: this.metrics.sink(sink.name),
+        onFatal: (error) => this.fail(error, `sink ${sink.name}`),
+        beforeWrite: () => gate.wait(),
+      });
+      this.workers.set(sink.name, worker);
+      const lane = new SinkLane({
+        name: sink.name,
+        worker,
+        sinkDurable: (source, name, checkpoint, seq) => coordinator.sinkDurable(source, name, checkpoint, seq),
+        memoryItems: inFlightLimit,
+        rejected: (item, rejections, done) => graph!.rejected(sink.name, item, rejections, done),
+        onRoom,
+      });
+      this.lanes.set(sink.name, lane);
+    }
+    // A sink whose own position is ahead of its source's skips what it already has.
+    for (const [source, own] of initialSinks) {
+      for (const [sink, checkpoint] of own) {
+        if (checkpoint.position !== null && sinksOf.get(source)?.includes(sink) === true) this.lanes.get(sink)?.skipTo(source, checkpoint.position);
+      }
+    }
+    graph = new PipelineGraph(
+      {
+        flows,
+        lanes: this.lanes,
+        workers: this.workers,
+        deadLetter: plan.pipeline.dead_letter,
+        storedBySink,
+        checkpointSink,
+        metrics: this.metrics,
+        onFatal: (error) => this.fail(error, "pipeline"),
+      },
+      plan,
+    );
+    const dispatchGraph = graph;
+
     for (const source of plan.sources) {
       const resolved = startValues.sources.get(source.name)!;
       const sourceLog = log.child({ source: source.name });
@@ -326,8 +356,9 @@ class PipelineRun {
               },
             }),
           coordinator,
-          dispatch: (batch) => graph.dispatch(source.name, batch),
-          inFlightLimit,
+          dispatch: (batch) => dispatchGraph.dispatch(source.name, batch),
+          hasRoom: () => dispatchGraph.hasRoom(source.name),
+          rewind: () => dispatchGraph.rewind(source.name),
           retry: this.retryOf(`source ${source.name}`),
           log: sourceLog,
           counters: this.metrics.source(source.name),
@@ -462,6 +493,7 @@ class PipelineRun {
   }
 
   private async drain(): Promise<void> {
+    await Promise.all([...this.lanes.values()].map((lane) => lane.idle()));
     await Promise.all([...this.workers.values()].map((worker) => worker.idle()));
     await this.coordinator?.idle();
   }
@@ -488,6 +520,7 @@ class PipelineRun {
     this.failing.abort();
     this.gate.fail(new Error(`the run is stopping: ${where}: ${messageOf(error)}`));
     for (const worker of this.workers.values()) worker.stop();
+    for (const lane of this.lanes.values()) lane.stop();
     this.failed();
   }
 
@@ -521,8 +554,16 @@ class PipelineRun {
       sources[name] = { events: counters.events, batches: counters.batches, checkpoint: durable[name] ?? this.initial[name] ?? null };
     }
     const sinks: Record<string, RunSummary["sinks"][string]> = {};
+    const positions = this.coordinator?.sinkCheckpoints();
     for (const [name, counters] of this.metrics.sinks) {
-      sinks[name] = { events: counters.events, writes: counters.writes, rejected: counters.rejected, retries: counters.retries };
+      const own = positions?.get(name);
+      sinks[name] = {
+        events: counters.events,
+        writes: counters.writes,
+        rejected: counters.rejected,
+        retries: counters.retries,
+        positions: own === undefined ? {} : Object.fromEntries(own),
+      };
     }
     return {
       pipeline: this.plan.pipeline.name,
@@ -544,9 +585,9 @@ class PipelineRun {
 export function sinksWithoutReplay(plan: Plan): Set<string> {
   const holder = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
   if (holder === null) return new Set();
-  const inSink = checkpointsInSink(plan);
+  const heldBy = sinkHeldPositions(plan);
   const feeding = plan.sources.filter((source) => plan.flows.some((flow) => flow.source === source.name && flow.sinks.includes(holder)));
-  return feeding.length > 0 && feeding.every((source) => inSink.get(source.name) === true) ? new Set([holder]) : new Set();
+  return feeding.length > 0 && feeding.every((source) => heldBy.get(source.name) === holder) ? new Set([holder]) : new Set();
 }
 
 function failureKind(error: unknown): FailureKind {
