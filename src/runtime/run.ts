@@ -21,11 +21,12 @@
  * (write-gate.ts), and the run stops only if another run has taken it in between, or if it
  * cannot be taken again within that `retry_for`.
  */
-import { resolve } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { ConnectorNotBuiltError, loadSink, loadSource } from "../connectors/registry.js";
 import { parseDuration } from "../model/duration.js";
 import type { Value } from "../model/value.js";
-import type { Plan } from "../plan/types.js";
 import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { ChangeEvent } from "../model/event.js";
 import { ConnectorError, type CheckpointStore, type Logger, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
@@ -36,7 +37,10 @@ import { asRunLogger, silentLogger, type RunLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { DEFAULT_RETRY_POLICY, messageOf, withRetry, type RetryPolicy } from "./retry.js";
 import { PipelineLockedError } from "./run-lock.js";
-import { SinkLane } from "./sink-lane.js";
+import { SinkLane, type LaneSpool } from "./sink-lane.js";
+import { SinkSpool } from "./sink-spool.js";
+import { parseSize } from "../model/size.js";
+import { DEFAULT_SPOOL_MAX, type Plan } from "../plan/types.js";
 import { splitCheckpoints } from "./sink-positions.js";
 import { SinkWorker } from "./sink-worker.js";
 import { SourcePump } from "./source-pump.js";
@@ -85,6 +89,8 @@ export interface RunOptions {
   readonly checkpointStore?: CheckpointStore;
   /** The least time between two checkpoint saves while running (`CHECKPOINT_SAVE_INTERVAL_MS`). */
   readonly checkpointSaveIntervalMs?: number;
+  /** Where sinks spool, one folder per sink, instead of beside the checkpoint state. */
+  readonly spoolDir?: string;
 }
 
 export async function runPipeline(plan: Plan, options: RunOptions): Promise<RunSummary> {
@@ -115,6 +121,9 @@ class PipelineRun {
   private readonly writers = new Map<string, SinkWriter>();
   private readonly workers = new Map<string, SinkWorker>();
   private readonly lanes = new Map<string, SinkLane>();
+  private spools = new Map<string, LaneSpool>();
+  /** A spool folder made for this run alone (a test's store), removed at the end. */
+  private ownSpoolRoot: string | undefined;
   private readonly pumps = new Map<string, SourcePump>();
   private readonly sourceConnectors = new Map<string, string>();
   private coordinator: CheckpointCoordinator | undefined;
@@ -293,6 +302,13 @@ class PipelineRun {
     const onRoom = (): void => {
       for (const pump of this.pumps.values()) pump.retired();
     };
+    let spools: Map<string, LaneSpool>;
+    try {
+      spools = await this.openSpools(sinksOf, () => this.lanes, log);
+    } catch (error) {
+      this.fail(error, "spool");
+      return;
+    }
     for (const sink of plan.sinks) {
       const worker = new SinkWorker(sink.name, this.writers.get(sink.name)!, {
         retry: this.retryOf(`sink ${sink.name}`),
@@ -309,6 +325,9 @@ class PipelineRun {
         memoryItems: inFlightLimit,
         rejected: (item, rejections, done) => graph!.rejected(sink.name, item, rejections, done),
         onRoom,
+        ...(spools.has(sink.name) ? { spool: spools.get(sink.name)! } : {}),
+        log: log.child({ sink: sink.name }),
+        onFatal: (error) => this.fail(error, `sink ${sink.name}`),
       });
       this.lanes.set(sink.name, lane);
     }
@@ -368,6 +387,55 @@ class PipelineRun {
       );
     }
     this.initial = initial;
+  }
+
+  /**
+   * A spool for every sink that can fall behind another sink of one of its sources (sink-spool.ts),
+   * in a folder beside the checkpoint state that the pipeline's lock makes this run's own;
+   * none when `spool_max` is "0". What a killed run left there is said and removed: the spool is
+   * a cache, and each sink reads again from its own position.
+   */
+  private async openSpools(sinksOf: ReadonlyMap<string, readonly string[]>, lanes: () => ReadonlyMap<string, SinkLane>, log: RunLogger): Promise<Map<string, LaneSpool>> {
+    const { plan } = this;
+    const setting = plan.pipeline.spool ?? { max: DEFAULT_SPOOL_MAX, on_full: "wait" as const };
+    const size = parseSize(setting.max);
+    if (!size.ok) throw new StartValueError(`the pipeline setting "spool_max": ${size.problem}`);
+    const spools = new Map<string, LaneSpool>();
+    if (size.bytes === 0) return spools;
+    const spooling = new Set<string>();
+    for (const sinks of sinksOf.values()) {
+      const flowSinks = sinks.filter((sink) => sink !== plan.pipeline.dead_letter);
+      if (flowSinks.length > 1) for (const sink of sinks) spooling.add(sink);
+    }
+    if (spooling.size === 0) return spools;
+    const root = await this.spoolRoot();
+    for (const sink of spooling) {
+      const dir = join(root, sink);
+      const { spool, leftover } = await SinkSpool.open({
+        dir,
+        segmentBytes: Math.min(16 * 1024 * 1024, Math.max(64 * 1024, Math.floor(size.bytes / 8))),
+        onFlushed: () => lanes().get(sink)?.spooled(),
+      });
+      if (leftover !== undefined && leftover.records > 0) {
+        log.info("discarding the spool a previous run left; the sink reads again from its own position", { sink, spool: dir, records: leftover.records, bytes: leftover.bytes, torn_bytes: leftover.tornBytes });
+      }
+      spools.set(sink, { spool, dir, maxBytes: size.bytes, onFull: setting.on_full });
+    }
+    this.spools = spools;
+    return spools;
+  }
+
+  /** `<checkpoint file>.spool/<pipeline>`, `.dts-spool/<pipeline>` beside a sink-held store, or a folder of this run's own. */
+  private async spoolRoot(): Promise<string> {
+    const { plan, options } = this;
+    if (options.spoolDir !== undefined) return options.spoolDir;
+    if (options.checkpointStore !== undefined) {
+      this.ownSpoolRoot = await mkdtemp(join(tmpdir(), "dts-spool-"));
+      return this.ownSpoolRoot;
+    }
+    const setting = plan.pipeline.checkpoint;
+    const base = setting.kind === "file" ? `${resolve(options.baseDir, setting.path)}.spool` : resolve(options.baseDir, ".dts-spool");
+    return join(base, plan.pipeline.name);
   }
 
   private async load<T>(where: string, load: () => T | Promise<T>): Promise<T | undefined> {
@@ -543,6 +611,9 @@ class PipelineRun {
     for (const [name, writer] of this.writers) {
       await writer.close().catch((error: unknown) => this.log.warn("closing the sink failed", { sink: name, error: messageOf(error) }));
     }
+    // A spool is a cache: what it still holds (after a failure) is read again from the source.
+    for (const { spool } of this.spools.values()) await spool.close().catch(() => {});
+    if (this.ownSpoolRoot !== undefined) await rm(this.ownSpoolRoot, { recursive: true, force: true }).catch(() => {});
     // Last, so that the last checkpoint is saved under the lock.
     await this.releaseLock?.().catch((error: unknown) => this.log.warn("releasing the pipeline's lock failed", { error: messageOf(error) }));
   }

@@ -22,7 +22,11 @@
 import type { ChangeEvent } from "../model/event.js";
 import { comparePositions, coveredBy, type Position } from "../model/position.js";
 import type { BulkRows, Rejection, SinkEvent, SinkSchemaChange, SourceCheckpoint, SourceTransaction } from "./contracts.js";
+import { ConnectorError } from "./contracts.js";
+import type { RunLogger } from "./log.js";
+import type { SinkSpool } from "./sink-spool.js";
 import type { SinkWorker } from "./sink-worker.js";
+import { decodeItem, encodeItem } from "./spooled-item.js";
 
 /** One source batch's part for one sink. */
 export interface LaneItem {
@@ -76,6 +80,21 @@ export interface LaneOptions {
   readonly rejected: (item: LaneItem, rejections: readonly Rejection[], done: () => void) => void;
   /** Room may have come free (an item became durable, the spool drained). */
   readonly onRoom: () => void;
+  /** Where the lane spools when it falls behind; without one it only holds its source back. */
+  readonly spool?: LaneSpool;
+  readonly log?: RunLogger;
+  /** The spool failed, or is full and `on_spool_full` says stop: the runner stops the pipeline. */
+  readonly onFatal?: (error: unknown) => void;
+}
+
+export interface LaneSpool {
+  readonly spool: SinkSpool;
+  /** Where it is, for the messages. */
+  readonly dir: string;
+  /** The cap in bytes (`spool_max`). */
+  readonly maxBytes: number;
+  /** At the cap: hold the source back (`wait`), or stop the pipeline (`stop`). Never drop. */
+  readonly onFull: "wait" | "stop";
 }
 
 export class SinkLane {
@@ -90,6 +109,12 @@ export class SinkLane {
   private durableEvents = 0;
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
+  /** Items go to the spool (it holds a backlog, or the lane fell behind while another sink kept up). */
+  private spooling = false;
+  private draining = false;
+  /** The cap was reached and said; said again only after the spool got below it. */
+  private fullSaid = false;
+  private spooledItems = 0;
 
   constructor(private readonly options: LaneOptions) {}
 
@@ -116,19 +141,97 @@ export class SinkLane {
 
   /** The sink keeps up with its sources: it takes items in memory and has no spooled backlog. */
   keepsUp(): boolean {
-    return this.hasMemoryRoom();
+    return !this.spooling && this.hasMemoryRoom();
   }
 
   /** Whether the lane takes another item: in memory, or (`spoolAllowed`) in its spool. */
-  hasRoom(_spoolAllowed: boolean): boolean {
-    return this.hasMemoryRoom();
+  hasRoom(spoolAllowed: boolean): boolean {
+    if (this.spooling) return this.spoolHasRoom();
+    if (this.hasMemoryRoom()) return true;
+    return spoolAllowed && this.options.spool !== undefined && this.spoolHasRoom();
   }
 
-  offer(item: LaneItem, _spoolAllowed: boolean): void {
+  offer(item: LaneItem, spoolAllowed: boolean): void {
     const kept = this.skip(item);
     if (kept.checkpoint !== undefined) this.lastOffered.set(kept.source, kept.checkpoint);
     this.offeredEvents += countOf(kept);
+    const spool = this.options.spool;
+    if (spool !== undefined && !this.stopped && (this.spooling || (spoolAllowed && !this.hasMemoryRoom()))) {
+      if (!this.spooling) {
+        this.spooling = true;
+        this.options.log?.warn("sink is behind; spooling its changes while the other sinks go on", { sink: this.name, spool: spool.dir });
+      }
+      try {
+        spool.spool.append(encodeItem(kept));
+        this.spooledItems++;
+      } catch (error) {
+        this.options.onFatal?.(error);
+      }
+      return;
+    }
     this.toWorker(kept);
+  }
+
+  /** Below the cap; at it, says so loudly once, and stops the run when `on_spool_full` says so. */
+  private spoolHasRoom(): boolean {
+    const lane = this.options.spool;
+    if (lane === undefined) return false;
+    const bytes = lane.spool.bytes;
+    if (bytes < lane.maxBytes) {
+      this.fullSaid = false;
+      return true;
+    }
+    if (!this.fullSaid) {
+      this.fullSaid = true;
+      const fields = { sink: this.name, spool: lane.dir, bytes, spool_max: lane.maxBytes, backlog_events: this.offeredEvents - this.durableEvents };
+      if (lane.onFull === "stop") {
+        this.options.log?.error("sink's spool is full; stopping the pipeline as on_spool_full says (nothing is dropped: the next run reads again from the sink's position)", fields);
+        this.options.onFatal?.(
+          new ConnectorError(
+            `sink ${this.name} fell ${this.offeredEvents - this.durableEvents} changes behind and its spool reached spool_max (${lane.maxBytes} bytes, in ${lane.dir}); ` +
+              `on_spool_full is "stop". Bring the sink back, or raise spool_max, or set on_spool_full: "wait" to hold the other sinks back instead`,
+            false,
+          ),
+        );
+      } else {
+        this.options.log?.error("sink's spool is full; holding the source (and so every sink of it) back until the sink catches up", fields);
+      }
+    }
+    return false;
+  }
+
+  /** Reads spooled items back into memory while there is room; leaves spooling once it is empty. */
+  private async drain(): Promise<void> {
+    const lane = this.options.spool;
+    if (lane === undefined || this.draining || !this.spooling) return;
+    this.draining = true;
+    try {
+      while (this.spooling && !this.stopped && this.hasMemoryRoom()) {
+        const payload = await lane.spool.next();
+        if (payload === undefined) {
+          if (!lane.spool.empty) break;
+          await lane.spool.reset();
+          if (lane.spool.empty && this.spooling) {
+            this.spooling = false;
+            this.options.log?.info("sink caught up; its spool is drained", { sink: this.name, items: this.spooledItems });
+            this.spooledItems = 0;
+          }
+          break;
+        }
+        this.toWorker(decodeItem(payload));
+      }
+    } catch (error) {
+      this.options.onFatal?.(error);
+    } finally {
+      this.draining = false;
+    }
+    this.options.onRoom();
+    this.settle();
+  }
+
+  /** Records were fsync'd: the lane may read them back if it has room. */
+  spooled(): void {
+    if (this.hasMemoryRoom()) void this.drain();
   }
 
   /** Resolves when everything handed to the lane is durable (or the run failed: see `stop`). */
@@ -144,7 +247,7 @@ export class SinkLane {
   }
 
   private isIdle(): boolean {
-    return this.stopped || this.inMemory === 0;
+    return this.stopped || (this.inMemory === 0 && !this.spooling);
   }
 
   private settle(): void {
@@ -155,13 +258,16 @@ export class SinkLane {
   }
 
   lag(): LaneLag {
+    // In-memory items are older than spooled ones: the oldest of them has waited longest.
     let oldest = Infinity;
-    for (const list of this.tickets.values()) for (const ticket of list) if (ticket.pending > 0 || ticket.events > 0) oldest = Math.min(oldest, ticket.at);
+    for (const list of this.tickets.values()) if (list.length > 0) oldest = Math.min(oldest, list[0]!.at);
+    const spool = this.options.spool?.spool;
+    const behind = this.offeredEvents - this.durableEvents;
     return {
-      events: this.offeredEvents - this.durableEvents,
-      bytes: 0,
-      seconds: oldest === Infinity || this.offeredEvents === this.durableEvents ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
-      spoolBytes: 0,
+      events: behind,
+      bytes: spool?.backlogBytes ?? 0,
+      seconds: oldest === Infinity || (behind === 0 && !this.spooling) ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
+      spoolBytes: spool?.bytes ?? 0,
     };
   }
 
@@ -238,6 +344,7 @@ export class SinkLane {
     list.splice(0, retired);
     this.inMemory -= retired;
     this.options.sinkDurable(source, this.options.name, checkpoint, seq);
+    if (this.spooling) void this.drain();
     this.options.onRoom();
     this.settle();
   }

@@ -81,4 +81,12 @@ describe("per-sink positions", () => {
     expect(ids(sinks.get("a")!.events)).toEqual(Array.from({ length: 10 }, (_, i) => 11 + i));
     expect(ids(sinks.get("b")!.events)).toEqual(Array.from({ length: 10 }, (_, i) => 11 + i));
   });
+
+  it("spool_max and on_spool_full are checked and land in the plan only when written", () => {
+    expect(planOf(FAN_OUT).pipeline.spool).toBeUndefined();
+    expect(planOf(`pipeline t { spool_max: "2GB" } ${FAN_OUT}`).pipeline.spool).toEqual({ max: "2GB", on_full: "wait" });
+    expect(planOf(`pipeline t { on_spool_full: "stop" } ${FAN_OUT}`).pipeline.spool).toEqual({ max: "1GB", on_full: "stop" });
+    expect(() => planOf(`pipeline t { spool_max: "lots" } ${FAN_OUT}`)).toThrow(/spool_max/);
+    expect(() => planOf(`pipeline t { on_spool_full: "drop" } ${FAN_OUT}`)).toThrow(/on_spool_full/);
+  });
 });
