@@ -167,6 +167,19 @@ export class CheckpointCoordinator {
     return result;
   }
 
+  /** Each sink's position as durable in the sink now (ahead of what is saved), by sink then source. */
+  sinkPositions(): Map<string, Map<string, SourceCheckpoint | null>> {
+    const result = new Map<string, Map<string, SourceCheckpoint | null>>();
+    for (const [name, state] of this.states) {
+      for (const track of state.tracks) {
+        const list = result.get(track.sink) ?? new Map<string, SourceCheckpoint | null>();
+        list.set(name, track.checkpoint ?? null);
+        result.set(track.sink, list);
+      }
+    }
+    return result;
+  }
+
   /**
    * Resolves when nothing is left to do: every checkpoint saved and acknowledged (or the
    * coordinator failed, which the runner hears of through `onFatal`).

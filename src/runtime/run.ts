@@ -38,7 +38,8 @@ import { Metrics } from "./metrics.js";
 import { DEFAULT_RETRY_POLICY, messageOf, withRetry, type RetryPolicy } from "./retry.js";
 import { PipelineLockedError } from "./run-lock.js";
 import { SinkLane, type LaneSpool } from "./sink-lane.js";
-import { SinkSpool } from "./sink-spool.js";
+import { SinkLagReporter } from "./sink-lag.js";
+import { SinkSpool, spoolRoot } from "./sink-spool.js";
 import { parseSize } from "../model/size.js";
 import { DEFAULT_SPOOL_MAX, type Plan } from "../plan/types.js";
 import { splitCheckpoints } from "./sink-positions.js";
@@ -124,6 +125,9 @@ class PipelineRun {
   private spools = new Map<string, LaneSpool>();
   /** A spool folder made for this run alone (a test's store), removed at the end. */
   private ownSpoolRoot: string | undefined;
+  /** The folder of this run's spools, where `status.json` goes. */
+  private spoolFolder: string | undefined;
+  private lagReporter: SinkLagReporter | undefined;
   private readonly pumps = new Map<string, SourcePump>();
   private readonly sourceConnectors = new Map<string, string>();
   private coordinator: CheckpointCoordinator | undefined;
@@ -351,6 +355,13 @@ class PipelineRun {
       plan,
     );
     const dispatchGraph = graph;
+    this.lagReporter = new SinkLagReporter({
+      pipeline: plan.pipeline.name,
+      lanes: this.lanes,
+      positions: () => coordinator.sinkPositions(),
+      log,
+      ...(this.spoolFolder !== undefined ? { folder: this.spoolFolder } : {}),
+    });
 
     for (const source of plan.sources) {
       const resolved = startValues.sources.get(source.name)!;
@@ -409,6 +420,7 @@ class PipelineRun {
     }
     if (spooling.size === 0) return spools;
     const root = await this.spoolRoot();
+    this.spoolFolder = root;
     for (const sink of spooling) {
       const dir = join(root, sink);
       const { spool, leftover } = await SinkSpool.open({
@@ -433,9 +445,7 @@ class PipelineRun {
       this.ownSpoolRoot = await mkdtemp(join(tmpdir(), "dts-spool-"));
       return this.ownSpoolRoot;
     }
-    const setting = plan.pipeline.checkpoint;
-    const base = setting.kind === "file" ? `${resolve(options.baseDir, setting.path)}.spool` : resolve(options.baseDir, ".dts-spool");
-    return join(base, plan.pipeline.name);
+    return spoolRoot(plan, options.baseDir);
   }
 
   private async load<T>(where: string, load: () => T | Promise<T>): Promise<T | undefined> {
@@ -547,6 +557,7 @@ class PipelineRun {
   // ------------------------------------------------------------------ running
 
   private async flow(): Promise<void> {
+    this.lagReporter?.start();
     const pumps = [...this.pumps].map(async ([name, pump]) => {
       try {
         await pump.run(this.initial[name] ?? null);
@@ -611,6 +622,7 @@ class PipelineRun {
     for (const [name, writer] of this.writers) {
       await writer.close().catch((error: unknown) => this.log.warn("closing the sink failed", { sink: name, error: messageOf(error) }));
     }
+    await this.lagReporter?.stop();
     // A spool is a cache: what it still holds (after a failure) is read again from the source.
     for (const { spool } of this.spools.values()) await spool.close().catch(() => {});
     if (this.ownSpoolRoot !== undefined) await rm(this.ownSpoolRoot, { recursive: true, force: true }).catch(() => {});

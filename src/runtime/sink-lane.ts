@@ -139,6 +139,11 @@ export class SinkLane {
     return this.inMemory < this.options.memoryItems;
   }
 
+  /** Its items go to the spool (it has a backlog there). */
+  isSpooling(): boolean {
+    return this.spooling;
+  }
+
   /** The sink keeps up with its sources: it takes items in memory and has no spooled backlog. */
   keepsUp(): boolean {
     return !this.spooling && this.hasMemoryRoom();

@@ -21,8 +21,19 @@
  * counts; the lane stops taking items at the cap.
  */
 import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import type { Plan } from "../plan/types.js";
 import { crc32 } from "node:zlib";
+
+/**
+ * The folder of a pipeline's spools (one folder per sink in it): `<checkpoint file>.spool/<pipeline>`,
+ * or `.dts-spool/<pipeline>` beside the pipeline when a sink holds the checkpoints.
+ */
+export function spoolRoot(plan: Plan, baseDir: string): string {
+  const setting = plan.pipeline.checkpoint;
+  const base = setting.kind === "file" ? `${resolve(baseDir, setting.path)}.spool` : resolve(baseDir, ".dts-spool");
+  return join(base, plan.pipeline.name);
+}
 
 const HEADER = 8;
 const SUFFIX = ".seg";
