@@ -227,20 +227,29 @@ export class PipelineGraph {
       const part = list.length === 1 ? list[0]! : mergeParts(list);
       const transaction = transactionOf(sink);
       const changes = schemaChanges?.get(sink);
-      const item: LaneItem = {
+      const fields = {
         source,
         seq,
         ...(checkpoint !== undefined ? { checkpoint } : {}),
         ...(checkpoint !== undefined && sink === holder ? { checkpoints: { [heldKey]: checkpoint } } : {}),
         ...(transaction !== undefined ? { transaction } : {}),
         ...(changes !== undefined ? { schemaChanges: changes } : {}),
-        ...(part.bulk !== undefined ? { bulk: part.bulk } : {}),
-        get events() {
-          return part.events;
-        },
-        original: (index) => eventsOf()[part.indexes[index]!]!,
+        original: (index: number) => eventsOf()[part.indexes[index]!]!,
         at,
       };
+      // Events are made only when read for bulk rows; otherwise a plain field (a getter here
+      // kept every batch's scope alive long enough to triple the heap behind a slow sink).
+      const bulk = part.bulk;
+      const item: LaneItem =
+        bulk === undefined
+          ? { ...fields, events: part.events }
+          : {
+              ...fields,
+              bulk,
+              get events() {
+                return part.events;
+              },
+            };
       this.lane(sink).offer(item, spoolAllowed);
     }
     return true;

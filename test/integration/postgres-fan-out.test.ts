@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { requireBuild, sleep, startDtsRun, tempFolder, waitFor, type Running } from "../cli-process.js";
+import { requireBuild, runDts, sleep, startDtsRun, tempFolder, waitFor, type Running } from "../cli-process.js";
 import { createDatabase, requireLogicalReplication, slotName, type ThrowawayDatabase } from "./pg-helpers.js";
 import { createPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";
 
@@ -183,7 +183,8 @@ describe("fan-out to two PostgreSQL regions", () => {
     const { server, region: us } = await privateRegion();
     for (let id = 1; id <= 20; id++) await source.sql(INSERT, [id]);
     const folder = tempFolder("fanout-down");
-    const running = run(pipelineFile(folder, source, eu, us), folder);
+    const file = pipelineFile(folder, source, eu, us);
+    const running = run(file, folder);
     await converged(regionOf(source), [eu, us]);
 
     const committed = new Map<number, number>();
@@ -200,6 +201,11 @@ describe("fan-out to two PostgreSQL regions", () => {
     console.log(`fan-out: eu p99 lag while us was down 25 s: p99 ${lag} ms (${spread(committed, seen, ids)}) over ${ids.length} changes; us spool ${await spoolBytes(folder)} bytes`);
     expect(lag).toBeLessThan(1000);
     expect(await spoolBytes(folder)).toBeGreaterThan(0);
+    // dts status shows each region's position, and the lagging one's lag and spool.
+    const status = await runDts(["status", file], { cwd: folder });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/sink us \(postgres\)\n\s+position in central\s+\S+ \(pg-lsn\)\n\s+lag\s+\d+ events, \d+ bytes, [\d.]+ s \(spooling\)\n\s+spool\s+[1-9]\d* bytes/);
+    expect(status.stdout).toMatch(/sink eu \(postgres\)\n\s+position in central\s+\S+ \(pg-lsn\)\n\s+lag\s+\d+ events/);
 
     await server.start();
     await converged(regionOf(source), [eu, us]);
