@@ -16,7 +16,8 @@ import { DiagnosticBag } from "../diagnostics/diagnostic.js";
 import { LineMap } from "../diagnostics/render.js";
 import { closestMatch, didYouMean } from "../diagnostics/suggest.js";
 import type { StaticType } from "../expr/signatures.js";
-import type { CheckpointPlan } from "../plan/types.js";
+import { DEFAULT_SPOOL_MAX, type CheckpointPlan, type SpoolPlan } from "../plan/types.js";
+import { parseSize, SIZE_MEANING } from "../model/size.js";
 import { describe, ExpressionChecker, type ColumnInfo } from "./expressions.js";
 import { findJsonSyntaxError } from "./json-syntax.js";
 import { parseDuration } from "../model/duration.js";
@@ -38,6 +39,8 @@ export interface CheckedPipeline {
   readonly deadLetter: string | null;
   /** The pipeline's `retry_for`, as written (a duration or "forever"); `DEFAULT_RETRY_FOR` when not. */
   readonly retryFor: string;
+  /** The spool settings (`spool_max`, `on_spool_full`), when the file writes either. */
+  readonly spool?: SpoolPlan;
   /** Each let after the lets it reads. */
   readonly lets: readonly LetDecl[];
   readonly sources: readonly CheckedConnector[];
@@ -64,7 +67,7 @@ const CHECKPOINT_KINDS = ["postgres", "mysql", "redis"] as const;
 /** How long a connector may stay unreachable when neither it nor the pipeline says. */
 export const DEFAULT_RETRY_FOR = "10m";
 
-const SETTINGS = ["checkpoint", "dead_letter", "retry_for"] as const;
+const SETTINGS = ["checkpoint", "dead_letter", "retry_for", "spool_max", "on_spool_full"] as const;
 
 export function checkPipeline(file: PipelineFile, diagnostics: DiagnosticBag, options: CheckOptions): CheckedPipeline | undefined {
   const lines = new LineMap(options.text);
@@ -200,6 +203,7 @@ export function checkPipeline(file: PipelineFile, diagnostics: DiagnosticBag, op
     checkpoint: settings.checkpoint,
     deadLetter: settings.deadLetter,
     retryFor: settings.retryFor,
+    ...(settings.spool !== undefined ? { spool: settings.spool } : {}),
     lets: letOrder,
     sources,
     sinks,
@@ -288,10 +292,12 @@ function checkSettings(
   diagnostics: DiagnosticBag,
   expressions: ExpressionChecker,
   valueOf: (expr: Expr) => StaticValue,
-): { checkpoint: CheckpointPlan; deadLetter: string | null; retryFor: string } {
+): { checkpoint: CheckpointPlan; deadLetter: string | null; retryFor: string; spool?: SpoolPlan } {
   let checkpoint: CheckpointPlan = { kind: "file", path: ".dts-state" };
   let deadLetter: string | null = null;
   let retryFor = DEFAULT_RETRY_FOR;
+  let spoolMax: string | undefined;
+  let onSpoolFull: SpoolPlan["on_full"] | undefined;
   const seen = new Set<string>();
   const { names } = resolution;
   for (const entry of settings?.entries ?? []) {
@@ -368,11 +374,36 @@ function checkSettings(
       retryFor = value.value;
       continue;
     }
+    if (name === "spool_max" || name === "on_spool_full") {
+      const type = expressions.check(entry.value, { kind: "start", what: `the pipeline setting "${name}"` });
+      const value = valueOf(entry.value);
+      const expected = name === "spool_max" ? `${SIZE_MEANING}, known when the file is written` : '"wait" or "stop"';
+      if (!value.known || typeof value.value !== "string") {
+        diagnostics.report("DTS3011", entry.value.span, { name, expected, found: describe(type) });
+        continue;
+      }
+      if (name === "spool_max") {
+        const parsed = parseSize(value.value);
+        if (!parsed.ok) {
+          diagnostics.report("DTS3011", entry.value.span, { name, expected, found: JSON.stringify(value.value) }, { help: parsed.problem });
+          continue;
+        }
+        spoolMax = value.value;
+      } else {
+        if (value.value !== "wait" && value.value !== "stop") {
+          diagnostics.report("DTS3011", entry.value.span, { name, expected, found: JSON.stringify(value.value) });
+          continue;
+        }
+        onSpoolFull = value.value;
+      }
+      continue;
+    }
     const help = didYouMean(name, SETTINGS) ?? `the settings are ${SETTINGS.join(", ")}`;
     diagnostics.report("DTS3007", entry.name.span, { name }, { help });
     mentionAll(entry.value, resolution.used);
   }
-  return { checkpoint, deadLetter, retryFor };
+  const spool = spoolMax === undefined && onSpoolFull === undefined ? undefined : { max: spoolMax ?? DEFAULT_SPOOL_MAX, on_full: onSpoolFull ?? "wait" };
+  return { checkpoint, deadLetter, retryFor, ...(spool !== undefined ? { spool } : {}) };
 }
 
 /** Reports an unknown source or sink; a "did you mean" names the one meant, which is then not "never used". */

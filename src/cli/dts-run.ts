@@ -205,6 +205,9 @@ function logSummary(log: ReturnType<typeof createLogger>, summary: RunSummary): 
     positions: Object.fromEntries(
       Object.entries(summary.sources).map(([name, s]) => [name, s.checkpoint?.position ?? null]),
     ),
+    sink_positions: Object.fromEntries(
+      Object.entries(summary.sinks).map(([name, s]) => [name, Object.fromEntries(Object.entries(s.positions).map(([source, c]) => [source, c?.position ?? null]))]),
+    ),
   });
 }
 

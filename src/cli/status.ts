@@ -8,13 +8,22 @@
  * source keeps on its server while no run reads it (an inactive slot holding WAL) is said as a
  * warning, with the `dts drop` command that removes it should the pipeline be abandoned.
  *
+ * Then, for a source that feeds several sinks, each sink's own stored position (where it
+ * resumes), and — while a run is going — its lag in events, bytes and seconds and its spool's
+ * size, as the run writes them every two seconds beside its spools (runtime/sink-lag.ts).
+ *
  * Exit codes: 0, 1 invalid pipeline, 3 a server could not be reached.
  */
+import { readFile } from "node:fs/promises";
 import { findSource } from "../connectors/registry.js";
+import type { Plan } from "../plan/types.js";
+import { sinksOfSources } from "../runtime/graph.js";
+import { lagStatusPath, STATUS_WRITE_MS, type LagReport } from "../runtime/sink-lag.js";
+import { sinkKey } from "../runtime/sink-positions.js";
+import { spoolRoot } from "../runtime/sink-spool.js";
 import type { SourceCheckpoint } from "../runtime/contracts.js";
 import { pipelineCheckpoints } from "../runtime/pipeline-checkpoints.js";
 import { runReportPath, type RunReport } from "../runtime/run-report.js";
-import { readFile } from "node:fs/promises";
 import { contextOf, formatTable, loadPipeline, runTool } from "./pipeline-tools.js";
 
 const TOOL = "dts status";
@@ -55,6 +64,7 @@ export async function run(file: string): Promise<number> {
       }
       process.stdout.write(`\n${heading}\n${formatTable(rows)}\n`);
     }
+    await describeSinks(pipeline.plan, pipeline.baseDir, checkpoints);
     if (retained.length > 0) {
       process.stdout.write(
         `\n${retained.map((what) => `warning: ${what}`).join("\n")}\n` +
@@ -115,4 +125,36 @@ function seconds(s: number): string {
   if (s < 60) return `${s.toFixed(1)} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+/** Each sink's stored position per source feeding it, and its lag while a run is going. */
+async function describeSinks(plan: Plan, baseDir: string, checkpoints: Readonly<Record<string, SourceCheckpoint>>): Promise<void> {
+  const fanOut = [...sinksOfSources(plan)].filter(([, sinks]) => sinks.length > 1);
+  if (fanOut.length === 0) return;
+  let live: LagReport | undefined;
+  try {
+    const report = JSON.parse(await readFile(lagStatusPath(spoolRoot(plan, baseDir)), "utf8")) as LagReport;
+    // A file older than a few writes belongs to a run that was killed.
+    if (Date.now() - Date.parse(report.updated_at) < 5 * STATUS_WRITE_MS) live = report;
+  } catch {
+    live = undefined;
+  }
+  const sinks = new Set(fanOut.flatMap(([, list]) => list));
+  for (const sink of plan.sinks) {
+    if (!sinks.has(sink.name)) continue;
+    const rows: (readonly [string, string])[] = [];
+    for (const [source, list] of fanOut) {
+      if (!list.includes(sink.name)) continue;
+      // A sink without its own entry is at its source's position (a store from before per-sink positions).
+      const own = checkpoints[sinkKey(source, sink.name)] ?? checkpoints[source];
+      rows.push([`position in ${source}`, own === undefined ? "none yet" : own.position === null ? "no position yet" : `${own.position.token} (${own.position.kind})`]);
+    }
+    const lag = live?.sinks[sink.name];
+    if (lag === undefined) rows.push(["lag", "not running"]);
+    else {
+      rows.push(["lag", `${lag.events} events, ${lag.bytes} bytes, ${lag.seconds.toFixed(1)} s${lag.spooling ? " (spooling)" : ""}`]);
+      rows.push(["spool", `${lag.spoolBytes} bytes`]);
+    }
+    process.stdout.write(`\nsink ${sink.name} (${sink.connector})\n${formatTable(rows)}\n`);
+  }
 }

@@ -104,3 +104,23 @@ export function positionsEqual(a: Position, b: Position): boolean {
 export function maxPosition(a: Position, b: Position): Position {
   return comparePositions(a, b) >= 0 ? a : b;
 }
+
+/**
+ * Whether a checkpoint at `checkpoint` covers an event at `event`: a source resumed from that
+ * checkpoint would not send the event again. Each scheme places events and checkpoints in its
+ * own way, so this is defined here beside their order:
+ *
+ *   pg-lsn   an event carries its transaction's commit LSN (where the commit record starts) and
+ *            a checkpoint is a commit's end LSN, so an event is covered when it is before the
+ *            checkpoint (the next transaction's commit may start exactly at it);
+ *   others   a checkpoint is the position of the last event it covers: at or before it.
+ *
+ * A sink whose own position is ahead of its source's (it kept up while another sink lagged)
+ * skips the covered events after a restart; all events of a transaction share one coverage, so
+ * a transaction is skipped or applied whole.
+ */
+export function coveredBy(event: Position, checkpoint: Position): boolean {
+  if (event.kind !== checkpoint.kind) return false;
+  const order = comparePositions(event, checkpoint);
+  return event.kind === "pg-lsn" ? order < 0 : order <= 0;
+}

@@ -43,7 +43,13 @@ export function compilePlan(checked: CheckedPipeline, text: string): Plan {
   }
   return {
     dts_plan: PLAN_VERSION,
-    pipeline: { name: checked.name, checkpoint: checked.checkpoint, dead_letter: checked.deadLetter, retry_for: checked.retryFor },
+    pipeline: {
+      name: checked.name,
+      checkpoint: checked.checkpoint,
+      dead_letter: checked.deadLetter,
+      retry_for: checked.retryFor,
+      ...(checked.spool !== undefined ? { spool: checked.spool } : {}),
+    },
     lets: checked.lets.map((decl) => ({
       name: decl.name.text,
       // A let is used in expressions, where 1.10 is an exact decimal of scale 2: a JSON

@@ -30,7 +30,21 @@ export interface PipelinePlan {
    * "forever"; model/duration.ts); a connector's own `retry_for` option wins over it.
    */
   readonly retry_for: string;
+  /**
+   * How a sink that falls behind the others of its source spools (sink-spool.ts); absent when
+   * the file writes neither setting: `DEFAULT_SPOOL_MAX`, waiting when full.
+   */
+  readonly spool?: SpoolPlan;
 }
+
+/** `spool_max` as written ("0": never spool, hold the source back), and what to do at it. */
+export interface SpoolPlan {
+  readonly max: string;
+  readonly on_full: "wait" | "stop";
+}
+
+/** A sink's spool holds at most this much unless `spool_max` says otherwise. */
+export const DEFAULT_SPOOL_MAX = "1GB";
 
 /** `file`: a path relative to the pipeline file's folder; the others live in the named sink's store. */
 export type CheckpointPlan =

@@ -1,65 +1,83 @@
 /**
- * The checkpoint coordinator decides when a source's position may move.
+ * The checkpoint coordinator decides when a source's position may move, per sink and for the
+ * source as a whole.
  *
- * Every batch a source sends is given a ticket, in order, saying how many sink writes must
- * resolve before its events are durable everywhere they went. A source's tickets complete
- * in any order (sinks run independently), but the position moves strictly in order: only
- * when a ticket and every earlier ticket of that source are complete does the newest
- * checkpoint among them become eligible. Tickets without a checkpoint (a batch that ends
- * inside a transaction) complete like the others but never move the position, so a position
- * only ever lands on a transaction end.
+ * Each sink progresses on its own: its lane (sink-lane.ts) tells the coordinator, in order,
+ * how far it has made each source's changes durable (`sinkDurable`: the newest checkpoint its
+ * writes reached, and the run-local number of the batch it came with). The source's own
+ * position — where it resumes after a crash and what it acknowledges, e.g. a PostgreSQL
+ * slot's confirmed LSN — is the least of its sinks' positions: nothing a lagging sink has not
+ * made durable is released by the server. Positions are ordered by `comparePositions`, ties by
+ * batch number (a snapshot's checkpoints share one position and differ in progress); a sink
+ * that has not moved yet in this run holds the source where it resumed.
  *
- * An eligible checkpoint is then made durable in one of two ways:
- *   - through the checkpoint store (the default file, or a database's table): saves are
+ * A position is then made durable in one of two ways:
+ *   - through the checkpoint store (the default file, or a database's table): the source's
+ *     position and every sink's (`SOURCE/SINK`, sink-positions.ts) go in one save. Saves are
  *     serialized and coalesced, so a slow store costs latency, never memory; and spaced at
  *     least `saveIntervalMs` apart while the pipeline runs (each save of the file costs two
- *     fsyncs, which a busy stream would otherwise pay for every batch, competing with the
- *     databases for the disk). A crash then replays at most that much more; the final save,
- *     once the runner drains (`idle`), is made at once;
- *   - inside the sink's own write (`storedBySink`): the runner put the checkpoint into the
- *     `SinkBatch` of the only sink the source feeds, which stores it in the same transaction
- *     as the events, so the checkpoint is durable as soon as that write resolved.
- * Only after that is the source told (`acknowledge`), e.g. to move a PostgreSQL slot: a slot
- * that moved ahead of the stored checkpoint would lose the changes in between after a crash.
- *
- * A ticket also counts towards its source's in-flight limit until it is retired in order,
- * which is what bounds memory and how far a source runs ahead of its slowest sink.
+ *     fsyncs). A crash then replays at most that much more; the final save, once the runner
+ *     drains (`idle`), is made at once;
+ *   - inside a sink's own write: a sink holding the checkpoints (`checkpoint: "postgres"`)
+ *     stores its own position in the same transaction as its events, so it is durable when
+ *     the write resolved; when it is the source's only sink, that is the source's position.
+ * Only after that is the source told (`acknowledge`): a slot that moved ahead of the stored
+ * checkpoint would lose the changes in between after a crash.
  */
+import { comparePositions } from "../model/position.js";
 import type { CheckpointStore, Logger, SourceCheckpoint } from "./contracts.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
+import { sinkKey } from "./sink-positions.js";
 
-export interface BatchTicket {
-  readonly source: string;
-  readonly checkpoint: SourceCheckpoint | undefined;
-  /** Sink writes still to resolve; the runner adds one when it sends a rejection on to the dead-letter sink. */
-  pending: number;
+/** How far one sink has made one source's changes durable. */
+interface SinkTrack {
+  readonly sink: string;
+  checkpoint: SourceCheckpoint | undefined;
+  /** The run-local number of the batch that brought it there; 0 when it has not moved this run. */
+  seq: number;
+  /** Stored inside the sink's own writes: never saved through the store. */
+  readonly inSink: boolean;
+  /** Newest position not saved yet. */
+  unsaved: SourceCheckpoint | undefined;
+  /** Last position known saved (or stored in the sink, or resumed from). */
+  saved: SourceCheckpoint | undefined;
 }
 
 interface SourceState {
   readonly name: string;
-  /** Tickets not yet retired, oldest first; `head` avoids shifting the array on every retire. */
-  readonly tickets: BatchTicket[];
-  head: number;
+  readonly tracks: SinkTrack[];
+  /** The source's position is stored by its only sink, in its own writes. */
   readonly storedBySink: boolean;
+  /** The newest least position taken (saved or waiting for the store). */
+  latest: SourceCheckpoint | undefined;
   /** Last checkpoint known durable (in the store or in the sink), or the one resumed from. */
   durable: SourceCheckpoint | undefined;
-  /** Newest checkpoint whose events are durable, waiting for the store. */
+  /** Newest least position whose events are durable, waiting for the store. */
   unsaved: SourceCheckpoint | undefined;
   /** Newest durable checkpoint the source has not been told of yet. */
   unacknowledged: SourceCheckpoint | undefined;
   acknowledging: boolean;
 }
 
+export interface CoordinatedSource {
+  /** The sinks the source's events can reach (its flows' and the dead-letter sink). */
+  readonly sinks: readonly string[];
+  /** The source's position travels inside its only sink's writes. */
+  readonly storedBySink: boolean;
+  /** The sink that stores its own position inside its writes (`checkpoint: "postgres"`), if any. */
+  readonly holder: string | null;
+}
+
 export interface CoordinatorOptions {
   readonly store: CheckpointStore;
-  /** Sources and whether each one's checkpoints travel inside its only sink's writes. */
-  readonly sources: ReadonlyMap<string, { readonly storedBySink: boolean }>;
+  readonly sources: ReadonlyMap<string, CoordinatedSource>;
+  /** Where each source resumes. */
   readonly initial: Readonly<Record<string, SourceCheckpoint>>;
+  /** Where each sink resumes, by source then sink; a sink not named is at its source's position. */
+  readonly initialSinks?: ReadonlyMap<string, ReadonlyMap<string, SourceCheckpoint>>;
   readonly acknowledge: (source: string, checkpoint: SourceCheckpoint) => Promise<void>;
   /** A save or an acknowledgement failed for good: the runner stops the pipeline. */
   readonly onFatal: (error: unknown) => void;
-  /** A source retired tickets: its in-flight count went down. */
-  readonly onRetired?: (source: string) => void;
   /** For saves through the store (its sink's `retry_for`, or the pipeline's). */
   readonly retry: RetryPolicy;
   /** For acknowledgements to a source (its `retry_for`); `retry` when absent. */
@@ -84,13 +102,18 @@ export class CheckpointCoordinator {
   private waiters: { condition: () => boolean; resolve: () => void }[] = [];
 
   constructor(private readonly options: CoordinatorOptions) {
-    for (const [name, { storedBySink }] of options.sources) {
+    for (const [name, source] of options.sources) {
+      const initial = options.initial[name];
+      const own = options.initialSinks?.get(name);
       this.states.set(name, {
         name,
-        tickets: [],
-        head: 0,
-        storedBySink,
-        durable: options.initial[name],
+        tracks: source.sinks.map((sink) => {
+          const checkpoint = own?.get(sink) ?? initial;
+          return { sink, checkpoint, seq: 0, inSink: sink === source.holder, unsaved: undefined, saved: checkpoint };
+        }),
+        storedBySink: source.storedBySink,
+        latest: initial,
+        durable: initial,
         unsaved: undefined,
         unacknowledged: undefined,
         acknowledging: false,
@@ -98,26 +121,27 @@ export class CheckpointCoordinator {
     }
   }
 
-  /** A ticket for the source's next batch, which `pending` sink writes must make durable. */
-  open(source: string, checkpoint: SourceCheckpoint | undefined, pending: number): BatchTicket {
+  /**
+   * The sink made the source's changes durable up to the batch numbered `seq` (in order);
+   * `checkpoint` is the newest position they reached, undefined when none of them moves it
+   * (a batch inside a transaction, or one the sink had already).
+   */
+  sinkDurable(source: string, sink: string, checkpoint: SourceCheckpoint | undefined, seq: number): void {
     const state = this.state(source);
-    const ticket: BatchTicket = { source, checkpoint, pending };
-    state.tickets.push(ticket);
-    if (pending === 0) this.retire(state);
-    return ticket;
-  }
-
-  /** One sink write carrying part of the ticket's batch resolved. */
-  sinkDone(ticket: BatchTicket): void {
-    if (ticket.pending <= 0) throw new Error(`checkpoint coordinator: ticket of ${ticket.source} completed twice`);
-    ticket.pending--;
-    if (ticket.pending === 0) this.retire(this.state(ticket.source));
-  }
-
-  /** Batches of the source not yet retired (sent, and not durable in order). */
-  inFlight(source: string): number {
-    const state = this.state(source);
-    return state.tickets.length - state.head;
+    const track = state.tracks.find((candidate) => candidate.sink === sink);
+    if (track === undefined) throw new Error(`checkpoint coordinator: source ${source} does not feed sink ${sink}`);
+    if (seq <= track.seq) return;
+    track.seq = seq;
+    if (checkpoint !== undefined && checkpoint !== track.checkpoint) {
+      track.checkpoint = checkpoint;
+      if (track.inSink) track.saved = checkpoint;
+      else if (state.tracks.length > 1) {
+        track.unsaved = checkpoint;
+        void this.saveLoop();
+      }
+    }
+    this.advance(state);
+    this.notify();
   }
 
   /** The last durable checkpoint of every source that has one. */
@@ -128,8 +152,37 @@ export class CheckpointCoordinator {
   }
 
   /**
-   * Resolves when nothing is left to do: every ticket retired, every checkpoint saved and
-   * acknowledged (or the coordinator failed, which the runner hears of through `onFatal`).
+   * Each sink's last stored position, by sink then source: where it resumes. A sink alone on
+   * its source is at the source's position.
+   */
+  sinkCheckpoints(): Map<string, Map<string, SourceCheckpoint | null>> {
+    const result = new Map<string, Map<string, SourceCheckpoint | null>>();
+    for (const [name, state] of this.states) {
+      for (const track of state.tracks) {
+        const list = result.get(track.sink) ?? new Map<string, SourceCheckpoint | null>();
+        list.set(name, (state.tracks.length === 1 ? state.durable : track.saved) ?? null);
+        result.set(track.sink, list);
+      }
+    }
+    return result;
+  }
+
+  /** Each sink's position as durable in the sink now (ahead of what is saved), by sink then source. */
+  sinkPositions(): Map<string, Map<string, SourceCheckpoint | null>> {
+    const result = new Map<string, Map<string, SourceCheckpoint | null>>();
+    for (const [name, state] of this.states) {
+      for (const track of state.tracks) {
+        const list = result.get(track.sink) ?? new Map<string, SourceCheckpoint | null>();
+        list.set(name, track.checkpoint ?? null);
+        result.set(track.sink, list);
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Resolves when nothing is left to do: every checkpoint saved and acknowledged (or the
+   * coordinator failed, which the runner hears of through `onFatal`).
    */
   idle(): Promise<void> {
     this.draining = true;
@@ -145,14 +198,14 @@ export class CheckpointCoordinator {
     this.flushing++;
     this.wakeSave?.();
     try {
-      await this.when(() => this.failed || (!this.saving && [...this.states.values()].every((state) => state.unsaved === undefined)));
+      await this.when(() => this.failed || (!this.saving && !this.anyUnsaved()));
     } finally {
       this.flushing--;
     }
   }
 
   /**
-   * Resolves when no save and no acknowledgement is running. After a failure some tickets
+   * Resolves when no save and no acknowledgement is running. After a failure some writes
    * never complete; this is what the runner waits for before reporting the durable positions.
    */
   settled(): Promise<void> {
@@ -164,14 +217,18 @@ export class CheckpointCoordinator {
     return new Promise((resolve) => this.waiters.push({ condition, resolve }));
   }
 
+  private anyUnsaved(): boolean {
+    for (const state of this.states.values()) {
+      if (state.unsaved !== undefined) return true;
+      for (const track of state.tracks) if (track.unsaved !== undefined) return true;
+    }
+    return false;
+  }
+
   private isIdle(): boolean {
     if (this.failed) return !this.saving && [...this.states.values()].every((state) => !state.acknowledging);
-    if (this.saving) return false;
-    for (const state of this.states.values()) {
-      if (state.tickets.length > state.head || state.unsaved !== undefined || state.unacknowledged !== undefined || state.acknowledging) {
-        return false;
-      }
-    }
+    if (this.saving || this.anyUnsaved()) return false;
+    for (const state of this.states.values()) if (state.unacknowledged !== undefined || state.acknowledging) return false;
     return true;
   }
 
@@ -191,32 +248,25 @@ export class CheckpointCoordinator {
     return state;
   }
 
-  /** Retires the completed tickets at the head of the source's queue, in order. */
-  private retire(state: SourceState): void {
-    let newest: SourceCheckpoint | undefined;
-    let retired = 0;
-    while (state.head < state.tickets.length && state.tickets[state.head]!.pending === 0) {
-      const ticket = state.tickets[state.head++]!;
-      retired++;
-      if (ticket.checkpoint !== undefined) newest = ticket.checkpoint;
+  /** Moves the source's own position to the least of its sinks', when that moved. */
+  private advance(state: SourceState): void {
+    let least: SinkTrack | undefined;
+    for (const track of state.tracks) {
+      if (least === undefined || before(track, least)) least = track;
     }
-    if (retired === 0) return;
-    if (state.head > 64 && state.head * 2 > state.tickets.length) {
-      state.tickets.splice(0, state.head);
-      state.head = 0;
+    // A sink that has not moved in this run holds the source where it resumed.
+    if (least === undefined || least.seq === 0 || least.checkpoint === undefined || least.checkpoint === state.latest) return;
+    const latest = state.latest;
+    if (latest !== undefined && latest.position !== null && least.checkpoint.position !== null && comparePositions(least.checkpoint.position, latest.position) < 0) return;
+    state.latest = least.checkpoint;
+    if (state.storedBySink) {
+      // Stored in the same transaction as the sink's events: durable already.
+      state.durable = least.checkpoint;
+      this.acknowledgeLater(state, least.checkpoint);
+    } else {
+      state.unsaved = least.checkpoint;
+      void this.saveLoop();
     }
-    if (newest !== undefined) {
-      if (state.storedBySink) {
-        // Stored in the same transaction as the sink's events: durable already.
-        state.durable = newest;
-        this.acknowledgeLater(state, newest);
-      } else {
-        state.unsaved = newest;
-        void this.saveLoop();
-      }
-    }
-    this.options.onRetired?.(state.name);
-    this.notify();
   }
 
   /** One save at a time; checkpoints that became eligible meanwhile go into the next one. */
@@ -228,12 +278,24 @@ export class CheckpointCoordinator {
         // Only a real wait yields: a save due now collects what is eligible now.
         if (this.saveDelay() > 0) await this.spaceSaves();
         const batch: Record<string, SourceCheckpoint> = {};
-        const saved: [SourceState, SourceCheckpoint][] = [];
+        const saved: (() => void)[] = [];
         for (const [name, state] of this.states) {
-          if (state.unsaved === undefined) continue;
-          batch[name] = state.unsaved;
-          saved.push([state, state.unsaved]);
-          state.unsaved = undefined;
+          const checkpoint = state.unsaved;
+          if (checkpoint !== undefined) {
+            batch[name] = checkpoint;
+            state.unsaved = undefined;
+            saved.push(() => {
+              state.durable = checkpoint;
+              this.acknowledgeLater(state, checkpoint);
+            });
+          }
+          for (const track of state.tracks) {
+            const own = track.unsaved;
+            if (own === undefined) continue;
+            batch[sinkKey(name, track.sink)] = own;
+            track.unsaved = undefined;
+            saved.push(() => (track.saved = own));
+          }
         }
         if (saved.length === 0) break;
         this.lastSave = performance.now();
@@ -241,10 +303,7 @@ export class CheckpointCoordinator {
           policy: this.options.retry,
           log: this.options.log,
         });
-        for (const [state, checkpoint] of saved) {
-          state.durable = checkpoint;
-          this.acknowledgeLater(state, checkpoint);
-        }
+        for (const done of saved) done();
         this.options.log.debug("checkpoint saved", { checkpoints: batch });
       }
     } catch (error) {
@@ -308,4 +367,17 @@ export class CheckpointCoordinator {
     this.options.onFatal(error);
     this.notify();
   }
+}
+
+/** Whether `a` is behind `b`: an earlier position, or the same one reached by an earlier batch. */
+function before(a: SinkTrack, b: SinkTrack): boolean {
+  const x = a.checkpoint?.position;
+  const y = b.checkpoint?.position;
+  if (x === undefined || x === null) {
+    if (y !== undefined && y !== null) return true;
+    return a.seq < b.seq;
+  }
+  if (y === undefined || y === null) return false;
+  const order = comparePositions(x, y);
+  return order < 0 || (order === 0 && a.seq < b.seq);
 }

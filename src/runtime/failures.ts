@@ -32,6 +32,11 @@ export interface SinkSummary {
   readonly writes: number;
   readonly rejected: number;
   readonly retries: number;
+  /**
+   * The sink's own last stored position in each source that feeds it: where it resumes. A
+   * sink ahead of its source skips what it already has on the next run.
+   */
+  readonly positions: Readonly<Record<string, SourceCheckpoint | null>>;
 }
 
 export interface RunSummary {

@@ -5,16 +5,17 @@
  * several flows (and by several sources). For each batch, `dispatch` runs every flow of the
  * source, gathers what each sink receives into one work item per sink — merged back into the
  * source's event order when several flows feed the same sink, so that per-key order holds —
- * and opens a checkpoint ticket that completes when every one of those items is durable.
+ * and hands it to the sink's lane (sink-lane.ts), which keeps the sink's own position in the
+ * source's stream: sinks of one source move on their own, and the source at their least.
  *
- * Rejected events never vanish: a step's rejections and a sink's rejections go to the
- * dead-letter sink as part of the same ticket (so the position does not move past them until
- * they are durable there), or, without a dead-letter sink, stop the pipeline before anything
- * of the batch is written (a step's rejection) or before the position moves (a sink's).
+ * Rejected events never vanish: a step's rejections go to the dead-letter sink as its part of
+ * the batch, and a sink's rejections are durable in the dead-letter sink before the sink's item
+ * counts as durable (so its position does not move past them), or, without a dead-letter sink,
+ * stop the pipeline before anything of the batch is written (a step's rejection) or before the
+ * position moves (a sink's).
  */
 import type { ChangeEvent } from "../model/event.js";
 import type { Plan } from "../plan/types.js";
-import type { CheckpointCoordinator, BatchTicket } from "./checkpoint-coordinator.js";
 import {
   batchSize,
   type BulkRows,
@@ -22,11 +23,12 @@ import {
   type SinkEvent,
   type SinkSchemaChange,
   type SourceBatch,
-  type SourceCheckpoint,
   type SourceTransaction,
 } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
 import type { Metrics } from "./metrics.js";
+import type { LaneItem, SinkLane } from "./sink-lane.js";
+import { sinkKey } from "./sink-positions.js";
 import type { SinkWorker } from "./sink-worker.js";
 import { defaultTarget } from "./start-values.js";
 import { emptyFlowOutput, type CompiledFlow } from "./steps.js";
@@ -82,8 +84,8 @@ export function checkpointsInSink(plan: Plan): Map<string, boolean> {
 
 export interface GraphOptions {
   readonly flows: readonly CompiledFlow[];
+  readonly lanes: ReadonlyMap<string, SinkLane>;
   readonly workers: ReadonlyMap<string, SinkWorker>;
-  readonly coordinator: CheckpointCoordinator;
   readonly deadLetter: string | null;
   readonly storedBySink: ReadonlyMap<string, boolean>;
   /** The sink holding checkpoints, when it is a sink. */
@@ -92,17 +94,73 @@ export interface GraphOptions {
   readonly onFatal: (error: unknown) => void;
 }
 
+/**
+ * The sinks each source's events can reach: its flows' sinks, in order, then the dead-letter
+ * sink. Each of them has its own position in the source's stream.
+ */
+export function sinksOfSources(plan: Plan): Map<string, string[]> {
+  const result = new Map<string, string[]>();
+  for (const source of plan.sources) {
+    const fed: string[] = [];
+    for (const flow of plan.flows) if (flow.source === source.name) for (const sink of flow.sinks) if (!fed.includes(sink)) fed.push(sink);
+    if (plan.pipeline.dead_letter !== null && !fed.includes(plan.pipeline.dead_letter)) fed.push(plan.pipeline.dead_letter);
+    result.set(source.name, fed);
+  }
+  return result;
+}
+
+/**
+ * The sink that stores its own position in each source's stream inside its own writes: the
+ * sink holding the pipeline's checkpoints (`checkpoint: "postgres"`), for the sources that
+ * reach it. With other sinks beside it, only when there is no dead-letter sink: a write that
+ * carries checkpoints cannot hand rejections on (SinkBatch.checkpoints), so its position then
+ * goes through the store like the others'.
+ */
+export function sinkHeldPositions(plan: Plan): Map<string, string | null> {
+  const holder = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
+  const inSink = checkpointsInSink(plan);
+  const result = new Map<string, string | null>();
+  for (const [source, sinks] of sinksOfSources(plan)) {
+    const held = holder !== null && sinks.includes(holder) && (inSink.get(source) === true || plan.pipeline.dead_letter === null);
+    result.set(source, held ? holder : null);
+  }
+  return result;
+}
+
 export class PipelineGraph {
   private readonly flowsBySource = new Map<string, CompiledFlow[]>();
   /** Per source inside a transaction larger than a batch: the sinks that received part of it. */
   private readonly openIn = new Map<string, Set<string>>();
+  /** Per source: the number of its last batch. */
+  private readonly seqs = new Map<string, number>();
+  private readonly sinksOf = new Map<string, string[]>();
+  private readonly holderOf: ReadonlyMap<string, string | null>;
 
-  constructor(private readonly options: GraphOptions) {
+  constructor(
+    private readonly options: GraphOptions,
+    plan: Plan,
+  ) {
     for (const flow of options.flows) {
       const list = this.flowsBySource.get(flow.source) ?? [];
       list.push(flow);
       this.flowsBySource.set(flow.source, list);
     }
+    for (const [source, sinks] of sinksOfSources(plan)) this.sinksOf.set(source, sinks);
+    this.holderOf = sinkHeldPositions(plan);
+  }
+
+  /**
+   * Whether the source may send another batch: every sink it feeds takes it, in memory, or in
+   * its spool while another sink of the source keeps up (sink-lane.ts).
+   */
+  hasRoom(source: string): boolean {
+    const spoolAllowed = this.spoolAllowed(source);
+    return (this.sinksOf.get(source) ?? []).every((sink) => this.lane(sink).hasRoom(spoolAllowed));
+  }
+
+  /** The source reconnects from its least position: each sink skips what it was given already. */
+  rewind(source: string): void {
+    for (const sink of this.sinksOf.get(source) ?? []) this.lane(sink).rewind(source);
   }
 
   /**
@@ -151,43 +209,56 @@ export class PipelineGraph {
     const schemaChanges = this.schemaChanges(source, batch, parts);
 
     const checkpoint = batch.checkpoint;
-    const inSink = checkpoint !== undefined && this.options.storedBySink.get(source) === true;
-    const holder = this.options.checkpointSink;
-    if (inSink && holder !== null && !parts.has(holder)) {
-      // Nothing for the sink in this batch, but the position still moves, and it must move in
-      // the sink's own order (after the writes already queued there), so it goes as an empty write.
-      parts.set(holder, [{ events: [], indexes: [] }]);
+    if (checkpoint !== undefined) {
+      // Every sink's position moves through the whole stream, also past batches the flows left
+      // it nothing of; an empty item costs no write (sink-worker.ts).
+      for (const sink of this.sinksOf.get(source) ?? []) if (!parts.has(sink)) parts.set(sink, [{ events: [], indexes: [] }]);
     }
 
     const transactionOf = this.transactions(source, batch, parts);
-
-    const ticket = this.options.coordinator.open(source, checkpoint, parts.size);
+    const seq = (this.seqs.get(source) ?? 0) + 1;
+    this.seqs.set(source, seq);
+    const holder = this.holderOf.get(source) ?? null;
+    // The source's own key when the holder is its only sink (as before per-sink positions).
+    const heldKey = this.options.storedBySink.get(source) === true ? source : sinkKey(source, holder ?? "");
+    const spoolAllowed = this.spoolAllowed(source);
+    const at = Date.now();
     for (const [sink, list] of parts) {
       const part = list.length === 1 ? list[0]! : mergeParts(list);
-      const checkpoints: Record<string, SourceCheckpoint> | undefined =
-        inSink && sink === holder ? { [source]: checkpoint! } : undefined;
       const transaction = transactionOf(sink);
       const changes = schemaChanges?.get(sink);
-      const extra = {
-        ...(checkpoints !== undefined ? { checkpoints } : {}),
+      const fields = {
+        source,
+        seq,
+        ...(checkpoint !== undefined ? { checkpoint } : {}),
+        ...(checkpoint !== undefined && sink === holder ? { checkpoints: { [heldKey]: checkpoint } } : {}),
         ...(transaction !== undefined ? { transaction } : {}),
         ...(changes !== undefined ? { schemaChanges: changes } : {}),
+        original: (index: number) => eventsOf()[part.indexes[index]!]!,
+        at,
       };
-      const onDurable = (rejections: readonly Rejection[]): void => this.written(sink, ticket, eventsOf, part, rejections);
-      this.worker(sink).enqueue(
-        part.bulk === undefined
-          ? { events: part.events, ...extra, onDurable }
+      // Events are made only when read for bulk rows; otherwise a plain field (a getter here
+      // kept every batch's scope alive long enough to triple the heap behind a slow sink).
+      const bulk = part.bulk;
+      const item: LaneItem =
+        bulk === undefined
+          ? { ...fields, events: part.events }
           : {
-              bulk: part.bulk,
+              ...fields,
+              bulk,
               get events() {
                 return part.events;
               },
-              ...extra,
-              onDurable,
-            },
-      );
+            };
+      this.lane(sink).offer(item, spoolAllowed);
     }
     return true;
+  }
+
+  /** A sink of the source may spool: the source has another (not the dead-letter sink) that keeps up. */
+  private spoolAllowed(source: string): boolean {
+    const flowLanes = (this.sinksOf.get(source) ?? []).filter((sink) => sink !== this.options.deadLetter).map((sink) => this.lane(sink));
+    return flowLanes.length > 1 && flowLanes.some((lane) => lane.keepsUp());
   }
 
   /**
@@ -233,46 +304,44 @@ export class PipelineGraph {
     return (sink) => ({ source, continues: continuing.has(sink), open });
   }
 
-  /** A sink made its part of a batch durable, perhaps refusing some events. */
-  private written(sink: string, ticket: BatchTicket, eventsOf: () => readonly ChangeEvent[], part: Part, rejections: readonly Rejection[]): void {
-    const { deadLetter, coordinator, metrics } = this.options;
-    if (rejections.length === 0) {
-      coordinator.sinkDone(ticket);
-      return;
-    }
-    const original = eventsOf();
+  /**
+   * A sink refused events of an item: they go to the dead-letter sink as they entered the flow,
+   * like a step's rejection, and the item is durable once they are; without a dead-letter sink
+   * (or refused by it) the pipeline stops before the position moves past them.
+   */
+  rejected(sink: string, item: LaneItem, rejections: readonly Rejection[], done: () => void): void {
+    const { deadLetter, metrics } = this.options;
+    const originalOf = (index: number): ChangeEvent => item.original?.(index) ?? item.events[index]!.event;
     const first = rejections[0]!;
-    const firstEvent = original[part.indexes[first.index]!]!;
     if (deadLetter === null || sink === deadLetter) {
       const where = sink === deadLetter ? `the dead-letter sink ${sink}` : `sink ${sink}`;
-      this.options.onFatal(new RejectedEventError(firstEvent, first.reason, where));
+      this.options.onFatal(new RejectedEventError(originalOf(first.index), first.reason, where));
       return;
     }
-    // The event goes to the dead-letter sink as it entered the flow, like a step's rejection.
     const rejected: SinkEvent[] = rejections.map((rejection) => {
-      const event = original[part.indexes[rejection.index]!]!;
-      return { event, target: defaultTarget(event), sourceName: part.events[rejection.index]?.sourceName, rejection: { reason: rejection.reason, where: `sink ${sink}` } };
+      const event = originalOf(rejection.index);
+      return { event, target: defaultTarget(event), sourceName: item.events[rejection.index]?.sourceName, rejection: { reason: rejection.reason, where: `sink ${sink}` } };
     });
     metrics.deadLettered += rejected.length;
-    ticket.pending++;
-    this.worker(deadLetter).enqueue({
+    const worker = this.options.workers.get(deadLetter);
+    if (worker === undefined) throw new Error(`no worker for sink ${deadLetter}`);
+    worker.enqueue({
       events: rejected,
       onDurable: (refused) => {
         if (refused.length === 0) {
-          coordinator.sinkDone(ticket);
+          done();
           return;
         }
         const event = rejected[refused[0]!.index]!.event;
         this.options.onFatal(new RejectedEventError(event, refused[0]!.reason, `the dead-letter sink ${deadLetter}`));
       },
     });
-    coordinator.sinkDone(ticket);
   }
 
-  private worker(sink: string): SinkWorker {
-    const worker = this.options.workers.get(sink);
-    if (worker === undefined) throw new Error(`no worker for sink ${sink}`);
-    return worker;
+  private lane(sink: string): SinkLane {
+    const lane = this.options.lanes.get(sink);
+    if (lane === undefined) throw new Error(`no lane for sink ${sink}`);
+    return lane;
   }
 }
 

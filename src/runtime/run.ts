@@ -21,22 +21,29 @@
  * (write-gate.ts), and the run stops only if another run has taken it in between, or if it
  * cannot be taken again within that `retry_for`.
  */
-import { resolve } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { loadSink, loadSource } from "../connectors/registry.js";
 import { withoutOption } from "../connectors/options.js";
 import { parseDuration } from "../model/duration.js";
 import type { Value } from "../model/value.js";
-import type { Plan } from "../plan/types.js";
 import { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { ChangeEvent } from "../model/event.js";
 import { ConnectorError, type CheckpointStore, type Logger, type SinkEvent, type SinkFactory, type SinkWriter, type SourceCheckpoint, type SourceFactory, type TableSchema } from "./contracts.js";
 import { PipelineFailure, RejectedEventError, type RunSummary } from "./failures.js";
 import { FileCheckpointStore } from "./file-checkpoint-store.js";
-import { checkpointsInSink, PipelineGraph } from "./graph.js";
+import { checkpointsInSink, PipelineGraph, sinkHeldPositions, sinksOfSources } from "./graph.js";
 import { asRunLogger, silentLogger, type RunLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { DEFAULT_RETRY_POLICY, messageOf, withRetry, type RetryPolicy } from "./retry.js";
 import { PipelineLockedError } from "./run-lock.js";
+import { SinkLane, type LaneSpool } from "./sink-lane.js";
+import { SinkLagReporter } from "./sink-lag.js";
+import { SinkSpool, spoolRoot } from "./sink-spool.js";
+import { parseSize } from "../model/size.js";
+import { DEFAULT_SPOOL_MAX, type Plan } from "../plan/types.js";
+import { splitCheckpoints } from "./sink-positions.js";
 import { SinkWorker } from "./sink-worker.js";
 import { SourcePump } from "./source-pump.js";
 import { resolveStartValues, StartValueError, type ResolvedOptions } from "./start-values.js";
@@ -86,6 +93,8 @@ export interface RunOptions {
   readonly checkpointSaveIntervalMs?: number;
   /** Called once the run holds the pipeline's lock: from here on it is the pipeline's one run. */
   readonly onLocked?: () => void;
+  /** Where sinks spool, one folder per sink, instead of beside the checkpoint state. */
+  readonly spoolDir?: string;
 }
 
 export async function runPipeline(plan: Plan, options: RunOptions): Promise<RunSummary> {
@@ -115,6 +124,13 @@ class PipelineRun {
   private stoppedBy: RunSummary["stoppedBy"] = "end";
   private readonly writers = new Map<string, SinkWriter>();
   private readonly workers = new Map<string, SinkWorker>();
+  private readonly lanes = new Map<string, SinkLane>();
+  private spools = new Map<string, LaneSpool>();
+  /** A spool folder made for this run alone (a test's store), removed at the end. */
+  private ownSpoolRoot: string | undefined;
+  /** The folder of this run's spools, where `status.json` goes. */
+  private spoolFolder: string | undefined;
+  private lagReporter: SinkLagReporter | undefined;
   private readonly pumps = new Map<string, SourcePump>();
   private readonly sourceConnectors = new Map<string, string>();
   private coordinator: CheckpointCoordinator | undefined;
@@ -249,16 +265,20 @@ class PipelineRun {
       log.info("sink started", { sink: sink.name, connector: sink.connector });
     }
 
-    let initial: Readonly<Record<string, SourceCheckpoint>>;
+    let stored: Readonly<Record<string, SourceCheckpoint>>;
     try {
-      initial = await withRetry("reading the checkpoints", () => store.load(), { policy: this.storeRetry(), log });
+      stored = await withRetry("reading the checkpoints", () => store.load(), { policy: this.storeRetry(), log });
     } catch (error) {
       this.fail(error, "checkpoint store");
       return;
     }
+    // A store written before per-sink positions holds only the sources': every sink is there.
+    const { sources: initial, sinks: initialSinks } = splitCheckpoints(stored);
 
     const storedBySink = checkpointsInSink(plan);
     const checkpointSink = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
+    const sinksOf = sinksOfSources(plan);
+    const heldBy = sinkHeldPositions(plan);
     const gate = this.gate;
     const coordinator = new CheckpointCoordinator({
       store: {
@@ -268,14 +288,16 @@ class PipelineRun {
           await store.save(checkpoints);
         },
       },
-      sources: new Map(plan.sources.map((s) => [s.name, { storedBySink: storedBySink.get(s.name) === true }])),
+      sources: new Map(
+        plan.sources.map((s) => [s.name, { sinks: sinksOf.get(s.name) ?? [], storedBySink: storedBySink.get(s.name) === true, holder: heldBy.get(s.name) ?? null }]),
+      ),
       initial,
+      initialSinks,
       acknowledge: async (source, checkpoint) => {
         await this.pumps.get(source)?.reader?.acknowledge(checkpoint);
         this.metrics.source(source).acknowledgedMs = Date.now();
       },
       onFatal: (error) => this.fail(error, "checkpoint store"),
-      onRetired: (source) => this.pumps.get(source)?.retired(),
       retry: this.storeRetry(),
       sourceRetry: (source) => this.retryOf(`source ${source}`),
       log,
@@ -283,31 +305,69 @@ class PipelineRun {
     });
     this.coordinator = coordinator;
 
-    for (const sink of plan.sinks) {
-      this.workers.set(
-        sink.name,
-        new SinkWorker(sink.name, this.writers.get(sink.name)!, {
-          retry: this.retryOf(`sink ${sink.name}`),
-          log: log.child({ sink: sink.name, connector: sink.connector }),
-          counters: this.metrics.sink(sink.name),
-          metrics: this.metrics,
-          onFatal: (error) => this.fail(error, `sink ${sink.name}`),
-          beforeWrite: () => gate.wait(),
-        }),
-      );
+    const inFlightLimit = Math.max(1, options.inFlightBatches ?? DEFAULT_IN_FLIGHT_BATCHES);
+    let graph: PipelineGraph | undefined;
+    const onRoom = (): void => {
+      for (const pump of this.pumps.values()) pump.retired();
+    };
+    let spools: Map<string, LaneSpool>;
+    try {
+      spools = await this.openSpools(sinksOf, () => this.lanes, log);
+    } catch (error) {
+      this.fail(error, "spool");
+      return;
     }
-    const graph = new PipelineGraph({
-      flows,
-      workers: this.workers,
-      coordinator,
-      deadLetter: plan.pipeline.dead_letter,
-      storedBySink,
-      checkpointSink,
-      metrics: this.metrics,
-      onFatal: (error) => this.fail(error, "pipeline"),
+    for (const sink of plan.sinks) {
+      const worker = new SinkWorker(sink.name, this.writers.get(sink.name)!, {
+        retry: this.retryOf(`sink ${sink.name}`),
+        log: log.child({ sink: sink.name, connector: sink.connector }),
+        counters: this.metrics.sink(sink.name),
+        metrics: this.metrics,
+        onFatal: (error) => this.fail(error, `sink ${sink.name}`),
+        beforeWrite: () => gate.wait(),
+      });
+      this.workers.set(sink.name, worker);
+      const lane = new SinkLane({
+        name: sink.name,
+        worker,
+        sinkDurable: (source, name, checkpoint, seq) => coordinator.sinkDurable(source, name, checkpoint, seq),
+        memoryItems: inFlightLimit,
+        rejected: (item, rejections, done) => graph!.rejected(sink.name, item, rejections, done),
+        onRoom,
+        ...(spools.has(sink.name) ? { spool: spools.get(sink.name)! } : {}),
+        log: log.child({ sink: sink.name, connector: sink.connector }),
+        onFatal: (error) => this.fail(error, `sink ${sink.name}`),
+      });
+      this.lanes.set(sink.name, lane);
+    }
+    // A sink whose own position is ahead of its source's skips what it already has.
+    for (const [source, own] of initialSinks) {
+      for (const [sink, checkpoint] of own) {
+        if (checkpoint.position !== null && sinksOf.get(source)?.includes(sink) === true) this.lanes.get(sink)?.skipTo(source, checkpoint.position);
+      }
+    }
+    graph = new PipelineGraph(
+      {
+        flows,
+        lanes: this.lanes,
+        workers: this.workers,
+        deadLetter: plan.pipeline.dead_letter,
+        storedBySink,
+        checkpointSink,
+        metrics: this.metrics,
+        onFatal: (error) => this.fail(error, "pipeline"),
+      },
+      plan,
+    );
+    const dispatchGraph = graph;
+    this.lagReporter = new SinkLagReporter({
+      pipeline: plan.pipeline.name,
+      lanes: this.lanes,
+      positions: () => coordinator.sinkPositions(),
+      log,
+      ...(this.spoolFolder !== undefined ? { folder: this.spoolFolder } : {}),
     });
 
-    const inFlightLimit = Math.max(1, options.inFlightBatches ?? DEFAULT_IN_FLIGHT_BATCHES);
     for (const source of plan.sources) {
       const resolved = startValues.sources.get(source.name)!;
       const sourceLog = log.child({ source: source.name, connector: source.connector });
@@ -331,8 +391,9 @@ class PipelineRun {
               },
             }),
           coordinator,
-          dispatch: (batch) => graph.dispatch(source.name, batch),
-          inFlightLimit,
+          dispatch: (batch) => dispatchGraph.dispatch(source.name, batch),
+          hasRoom: () => dispatchGraph.hasRoom(source.name),
+          rewind: () => dispatchGraph.rewind(source.name),
           retry: this.retryOf(`source ${source.name}`),
           log: sourceLog,
           counters: this.metrics.source(source.name),
@@ -343,6 +404,54 @@ class PipelineRun {
       );
     }
     this.initial = initial;
+  }
+
+  /**
+   * A spool for every sink that can fall behind another sink of one of its sources (sink-spool.ts),
+   * in a folder beside the checkpoint state that the pipeline's lock makes this run's own;
+   * none when `spool_max` is "0". What a killed run left there is said and removed: the spool is
+   * a cache, and each sink reads again from its own position.
+   */
+  private async openSpools(sinksOf: ReadonlyMap<string, readonly string[]>, lanes: () => ReadonlyMap<string, SinkLane>, log: RunLogger): Promise<Map<string, LaneSpool>> {
+    const { plan } = this;
+    const setting = plan.pipeline.spool ?? { max: DEFAULT_SPOOL_MAX, on_full: "wait" as const };
+    const size = parseSize(setting.max);
+    if (!size.ok) throw new StartValueError(`the pipeline setting "spool_max": ${size.problem}`);
+    const spools = new Map<string, LaneSpool>();
+    if (size.bytes === 0) return spools;
+    const spooling = new Set<string>();
+    for (const sinks of sinksOf.values()) {
+      const flowSinks = sinks.filter((sink) => sink !== plan.pipeline.dead_letter);
+      if (flowSinks.length > 1) for (const sink of sinks) spooling.add(sink);
+    }
+    if (spooling.size === 0) return spools;
+    const root = await this.spoolRoot();
+    this.spoolFolder = root;
+    for (const sink of spooling) {
+      const dir = join(root, sink);
+      const { spool, leftover } = await SinkSpool.open({
+        dir,
+        segmentBytes: Math.min(16 * 1024 * 1024, Math.max(64 * 1024, Math.floor(size.bytes / 8))),
+        onFlushed: () => lanes().get(sink)?.spooled(),
+      });
+      if (leftover !== undefined && leftover.records > 0) {
+        log.info("discarding the spool a previous run left; the sink reads again from its own position", { sink, spool: dir, records: leftover.records, bytes: leftover.bytes, torn_bytes: leftover.tornBytes });
+      }
+      spools.set(sink, { spool, dir, maxBytes: size.bytes, onFull: setting.on_full });
+    }
+    this.spools = spools;
+    return spools;
+  }
+
+  /** `<checkpoint file>.spool/<pipeline>`, `.dts-spool/<pipeline>` beside a sink-held store, or a folder of this run's own. */
+  private async spoolRoot(): Promise<string> {
+    const { plan, options } = this;
+    if (options.spoolDir !== undefined) return options.spoolDir;
+    if (options.checkpointStore !== undefined) {
+      this.ownSpoolRoot = await mkdtemp(join(tmpdir(), "dts-spool-"));
+      return this.ownSpoolRoot;
+    }
+    return spoolRoot(plan, options.baseDir);
   }
 
   private async load<T>(where: string, load: () => T | Promise<T>): Promise<T | undefined> {
@@ -469,6 +578,7 @@ class PipelineRun {
   // ------------------------------------------------------------------ running
 
   private async flow(): Promise<void> {
+    this.lagReporter?.start();
     const pumps = [...this.pumps].map(async ([name, pump]) => {
       try {
         await pump.run(this.initial[name] ?? null);
@@ -483,6 +593,7 @@ class PipelineRun {
   }
 
   private async drain(): Promise<void> {
+    await Promise.all([...this.lanes.values()].map((lane) => lane.idle()));
     await Promise.all([...this.workers.values()].map((worker) => worker.idle()));
     await this.coordinator?.idle();
   }
@@ -509,6 +620,7 @@ class PipelineRun {
     this.failing.abort();
     this.gate.fail(new Error(`the run is stopping: ${where}: ${messageOf(error)}`));
     for (const worker of this.workers.values()) worker.stop();
+    for (const lane of this.lanes.values()) lane.stop();
     this.failed();
   }
 
@@ -531,6 +643,10 @@ class PipelineRun {
     for (const [name, writer] of this.writers) {
       await writer.close().catch((error: unknown) => this.log.warn("closing the sink failed", { sink: name, error: messageOf(error) }));
     }
+    await this.lagReporter?.stop();
+    // A spool is a cache: what it still holds (after a failure) is read again from the source.
+    for (const { spool } of this.spools.values()) await spool.close().catch(() => {});
+    if (this.ownSpoolRoot !== undefined) await rm(this.ownSpoolRoot, { recursive: true, force: true }).catch(() => {});
     // Last, so that the last checkpoint is saved under the lock.
     await this.releaseLock?.().catch((error: unknown) => this.log.warn("releasing the pipeline's lock failed", { error: messageOf(error) }));
   }
@@ -542,8 +658,16 @@ class PipelineRun {
       sources[name] = { events: counters.events, batches: counters.batches, checkpoint: durable[name] ?? this.initial[name] ?? null };
     }
     const sinks: Record<string, RunSummary["sinks"][string]> = {};
+    const positions = this.coordinator?.sinkCheckpoints();
     for (const [name, counters] of this.metrics.sinks) {
-      sinks[name] = { events: counters.events, writes: counters.writes, rejected: counters.rejected, retries: counters.retries };
+      const own = positions?.get(name);
+      sinks[name] = {
+        events: counters.events,
+        writes: counters.writes,
+        rejected: counters.rejected,
+        retries: counters.retries,
+        positions: own === undefined ? {} : Object.fromEntries(own),
+      };
     }
     return {
       pipeline: this.plan.pipeline.name,
@@ -565,9 +689,9 @@ class PipelineRun {
 export function sinksWithoutReplay(plan: Plan): Set<string> {
   const holder = plan.pipeline.checkpoint.kind === "file" ? null : plan.pipeline.checkpoint.sink;
   if (holder === null) return new Set();
-  const inSink = checkpointsInSink(plan);
+  const heldBy = sinkHeldPositions(plan);
   const feeding = plan.sources.filter((source) => plan.flows.some((flow) => flow.source === source.name && flow.sinks.includes(holder)));
-  return feeding.length > 0 && feeding.every((source) => inSink.get(source.name) === true) ? new Set([holder]) : new Set();
+  return feeding.length > 0 && feeding.every((source) => heldBy.get(source.name) === holder) ? new Set([holder]) : new Set();
 }
 
 /** A duration of the plan, in ms; a bad one (from env() at start) stops the start. */

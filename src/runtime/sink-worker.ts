@@ -17,8 +17,10 @@
  * holds for the changes that follow a snapshot. Parallel writes complete in any order; the
  * checkpoint coordinator moves positions in order whatever order tickets complete in.
  *
- * The queue needs no bound of its own: every item belongs to a batch that holds one of its
- * source's in-flight slots, so the total is bounded by sources × in-flight limit.
+ * The queue needs no bound of its own: the sink's lane (sink-lane.ts) hands it at most its
+ * in-memory limit of items, and spools the rest or holds the source back. An item that
+ * carries nothing (it only moves the sink's position past a stretch the flows left it nothing
+ * of) costs no call to the sink.
  */
 import { batchSize, type BulkRows, type Rejection, type SinkBatch, type SinkEvent, type SinkSchemaChange, type SinkWriter, type SourceCheckpoint, type SourceTransaction } from "./contracts.js";
 import { RejectedEventError } from "./failures.js";
@@ -149,6 +151,12 @@ export class SinkWorker {
   /** One write of `items`; a failure stops the worker and the pipeline. */
   private async write(items: readonly SinkWorkItem[]): Promise<void> {
     const batch = this.combine(items);
+    if (isEmpty(batch)) {
+      // Items that only move a position through a stretch the flows left this sink nothing
+      // of (sink-lane.ts): durable as they are, in their turn.
+      if (!this.stopped) distribute(items, []);
+      return;
+    }
     try {
       const beforeWrite = this.options.beforeWrite;
       const attempt = async (): Promise<readonly Rejection[]> => {
@@ -277,6 +285,11 @@ export class SinkWorker {
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/** A write that would carry nothing: no event, checkpoint, transaction end or schema change. */
+function isEmpty(batch: SinkBatch): boolean {
+  return batch.bulk === undefined && batch.checkpoints === undefined && batch.transaction === undefined && batch.schemaChanges === undefined && batch.events.length === 0;
 }
 
 function countOf(item: SinkWorkItem): number {

@@ -1,13 +1,15 @@
 /**
- * Pulls one source. The next batch is asked for only while the source has fewer than
- * `inFlightLimit` batches not yet durable; that one rule is the whole of backpressure: a slow
- * sink keeps tickets open, the source stops being pulled, and a push-based source (a
- * replication socket) pauses itself because nobody reads it.
+ * Pulls one source. The next batch is asked for only while every sink the source feeds has
+ * room for it (`hasRoom`: in memory, or in its spool while another sink keeps up; see
+ * sink-lane.ts); that one rule is the whole of backpressure: sinks that fall behind stop the
+ * source being pulled, and a push-based source (a replication socket) pauses itself because
+ * nobody reads it.
  *
  * A retriable error from the source (a dropped connection) does not stop the pipeline: the
- * pump lets the source's in-flight batches become durable, closes the reader, waits (backoff
- * with jitter) and opens a new reader that resumes from the last durable checkpoint. The events
- * after that checkpoint are read again — at-least-once, as everywhere. The reconnections of one
+ * pump saves what is durable, closes the reader, waits (backoff with jitter) and opens a new
+ * reader that resumes from the source's last durable checkpoint — the least of its sinks'
+ * positions, since the server must not release what a lagging sink has not made durable. The
+ * events after it are read again, and each sink skips what it was given already (`rewind`). The reconnections of one
  * outage share its budget (retry.ts), which ends once a batch arrives, or once a reader has
  * run for `STABLE_READER_MS` without failing: a source with nothing to send for a day, which
  * fails once in the morning and once at night, is not in one outage of twelve hours.
@@ -28,7 +30,10 @@ export interface SourcePumpOptions {
   readonly coordinator: CheckpointCoordinator;
   /** Hands a batch to the graph; false when it stopped the pipeline. */
   readonly dispatch: (batch: SourceBatch) => boolean;
-  readonly inFlightLimit: number;
+  /** Every sink of the source takes another batch. */
+  readonly hasRoom: () => boolean;
+  /** The source is read again from its durable checkpoint: sinks skip what they were given. */
+  readonly rewind: () => void;
   readonly retry: RetryPolicy;
   readonly log: RunLogger;
   readonly counters: SourceCounters;
@@ -59,7 +64,7 @@ export class SourcePump {
     });
   }
 
-  /** The coordinator retired some of this source's batches: a slot may be free. */
+  /** A sink made something durable or drained its spool: there may be room. */
   retired(): void {
     this.wake?.();
   }
@@ -112,14 +117,14 @@ export class SourcePump {
         const step = outage.failed();
         if (step.giveUp) throw new RetriesExhaustedError(`reading source ${name}`, step, retry.retryForMs, error);
         log.warn("source failed; reconnecting from the last durable checkpoint", { source: name, ...retryFields(step, error) });
-        // Let what was read become durable first, so that the new reader starts as late as possible.
-        await this.waitForDrain();
+        // Save what is durable, so that the new reader starts as late as possible.
         await this.options.coordinator.flush();
         await reader.close().catch((closeError: unknown) => log.debug("closing the failed source", { source: name, error: messageOf(closeError) }));
         this.reader = undefined;
         counters.restarts++;
         await sleep(step.delayMs, stop);
         resume = this.options.coordinator.durableCheckpoints()[name] ?? resume;
+        this.options.rewind();
       }
     }
   }
@@ -138,16 +143,8 @@ export class SourcePump {
   }
 
   private async waitForSlot(): Promise<void> {
-    const { coordinator, name, inFlightLimit, stop } = this.options;
-    while (!stop.aborted && coordinator.inFlight(name) >= inFlightLimit) {
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
-    }
-  }
-
-  private async waitForDrain(): Promise<void> {
-    const { coordinator, name, stop } = this.options;
-    while (!stop.aborted && coordinator.inFlight(name) > 0) {
+    const { stop } = this.options;
+    while (!stop.aborted && !this.options.hasRoom()) {
       await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = undefined;
     }

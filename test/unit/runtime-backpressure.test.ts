@@ -1,6 +1,7 @@
 /**
- * Backpressure: a slow sink slows the source. The source is never pulled more than the
- * in-flight limit ahead of what is durable, and a slow sink's backlog is written in one go.
+ * Backpressure: without a spool (`spool_max: "0"`) a slow sink slows the source. The source is
+ * never pulled more than the in-flight limit ahead of what is durable, and a slow sink's
+ * backlog is written in one go. With a spool, a slow sink no longer holds a fast one back.
  */
 import { describe, expect, it } from "vitest";
 import type { SourceBatch } from "../../src/runtime/contracts.js";
@@ -12,6 +13,7 @@ describe("backpressure", () => {
     it(`the source runs at most ${limit} batch(es) ahead of a slow sink`, async () => {
       resetSeq();
       const plan = planOf(`
+        pipeline test { spool_max: "0" }
         source s = jsonl { path: "in.jsonl" }
         sink fast = discard {}
         sink slow = discard {}
@@ -61,5 +63,36 @@ describe("backpressure", () => {
     expect(sink.calls).toBeLessThan(12);
     // Still in order.
     expect(sink.events.map((e) => e.event.key["id"])).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  it("with a spool, a slow sink does not hold a fast one back, and gets everything in order", async () => {
+    resetSeq();
+    const plan = planOf(`
+      source s = jsonl { path: "in.jsonl" }
+      sink fast = discard {}
+      sink slow = discard {}
+      flow s -> fast, slow
+    `);
+    const batches = batchesOf(60, 10);
+    const { factory: sinkFactory, sinks } = recordingSinks({ slow: { delayMs: 15 } });
+    let maxAhead = 0;
+    const script = async function* (): AsyncGenerator<SourceBatch> {
+      for (let i = 0; i < batches.length; i++) {
+        const durable = (sinks.get("slow") as RecordingSink).events.length / 10;
+        maxAhead = Math.max(maxAhead, i + 1 - durable);
+        yield batches[i]!;
+      }
+    };
+    await runPipeline(plan, {
+      baseDir: "/tmp",
+      connectors: { sources: { jsonl: scriptedSources({ s: script }).factory }, sinks: { discard: sinkFactory } },
+      checkpointStore: new MemoryStore(),
+      inFlightBatches: 2,
+    });
+    // The source ran well ahead of the slow sink: its backlog went to the spool.
+    expect(maxAhead).toBeGreaterThan(10);
+    const ids = Array.from({ length: 600 }, (_, i) => i + 1);
+    expect(sinks.get("slow")!.events.map((e) => e.event.key["id"])).toEqual(ids);
+    expect(sinks.get("fast")!.events.map((e) => e.event.key["id"])).toEqual(ids);
   });
 });

@@ -1,7 +1,6 @@
 /**
- * The checkpoint coordinator: a position moves only after every sink that received a batch's
- * events (and every earlier batch's) made them durable, only at transaction ends, and the
- * source hears of it only after the store has it.
+ * The checkpoint coordinator: each sink has its own position; the source's moves to the least
+ * of them, only at transaction ends, and the source hears of it only after the store has it.
  */
 import { describe, expect, it } from "vitest";
 import { seqPosition } from "../../src/model/position.js";
@@ -25,14 +24,23 @@ const cp = (seq: number): SourceCheckpoint => ({ position: seqPosition(seq) });
 
 function coordinator(
   store: MemoryStore,
-  options: { storedBySink?: boolean; acknowledge?: (c: SourceCheckpoint) => Promise<void>; saveIntervalMs?: number } = {},
+  options: {
+    storedBySink?: boolean;
+    sinks?: string[];
+    holder?: string;
+    initial?: Record<string, SourceCheckpoint>;
+    initialSinks?: Map<string, Map<string, SourceCheckpoint>>;
+    acknowledge?: (c: SourceCheckpoint) => Promise<void>;
+    saveIntervalMs?: number;
+  } = {},
 ) {
   const acknowledged: SourceCheckpoint[] = [];
   const fatal: unknown[] = [];
   const instance = new CheckpointCoordinator({
     store,
-    sources: new Map([["s", { storedBySink: options.storedBySink ?? false }]]),
-    initial: {},
+    sources: new Map([["s", { sinks: options.sinks ?? ["a"], storedBySink: options.storedBySink ?? false, holder: options.holder ?? null }]]),
+    initial: options.initial ?? {},
+    ...(options.initialSinks !== undefined ? { initialSinks: options.initialSinks } : {}),
     acknowledge: async (_source, checkpoint) => {
       await options.acknowledge?.(checkpoint);
       acknowledged.push(checkpoint);
@@ -46,28 +54,54 @@ function coordinator(
 }
 
 describe("checkpoint coordinator", () => {
-  it("saves a checkpoint only when every sink of the batch resolved", async () => {
+  it("moves the source to the least of its sinks' positions, and saves each sink's own", async () => {
     const store = new MemoryStore();
-    const { instance, acknowledged } = coordinator(store);
-    const ticket = instance.open("s", cp(10), 2);
-    instance.sinkDone(ticket);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(store.saves).toEqual([]);
-    instance.sinkDone(ticket);
+    const { instance, acknowledged } = coordinator(store, { sinks: ["a", "b"] });
+    instance.sinkDurable("s", "a", cp(10), 1);
+    instance.sinkDurable("s", "a", cp(20), 2);
     await instance.idle();
-    expect(store.saves).toEqual([{ s: cp(10) }]);
+    // b has not moved: the source stays where it resumed, a's own position is saved.
+    expect(acknowledged).toEqual([]);
+    expect(store.current).toEqual({ "s/a": cp(20) });
+    instance.sinkDurable("s", "b", cp(10), 1);
+    await instance.idle();
+    expect(store.current).toEqual({ s: cp(10), "s/a": cp(20), "s/b": cp(10) });
     expect(acknowledged).toEqual([cp(10)]);
+    instance.sinkDurable("s", "b", cp(30), 3);
+    await instance.idle();
+    expect(store.current["s"]).toEqual(cp(20));
+    expect(acknowledged.at(-1)).toEqual(cp(20));
+    expect(instance.sinkCheckpoints().get("b")!.get("s")).toEqual(cp(30));
+  });
+
+  it("a sink resumed ahead holds nothing back once the others pass it", async () => {
+    const store = new MemoryStore();
+    const { instance, acknowledged } = coordinator(store, {
+      sinks: ["a", "b"],
+      initial: { s: cp(10) },
+      initialSinks: new Map([["s", new Map([["a", cp(50)]])]]),
+    });
+    // a skips what it has: its items move no position until past 50.
+    instance.sinkDurable("s", "a", undefined, 1);
+    instance.sinkDurable("s", "b", cp(20), 1);
+    await instance.idle();
+    expect(acknowledged).toEqual([cp(20)]);
+    instance.sinkDurable("s", "b", cp(60), 4);
+    instance.sinkDurable("s", "a", undefined, 4);
+    await instance.idle();
+    // b is past a's 50, a is at 50: the source moves to 50, never past what a has.
+    expect(acknowledged.at(-1)).toEqual(cp(50));
   });
 
   it("spaces saves by the save interval while running, and saves at once when flushed or drained", async () => {
     const store = new MemoryStore();
     const { instance, acknowledged } = coordinator(store, { saveIntervalMs: 60_000 });
-    instance.sinkDone(instance.open("s", cp(10), 1));
+    instance.sinkDurable("s", "a", cp(10), 1);
     await new Promise((resolve) => setTimeout(resolve, 5));
     // The first save goes at once; the next ones wait for the interval, and coalesce meanwhile.
     expect(store.saves).toEqual([{ s: cp(10) }]);
-    instance.sinkDone(instance.open("s", cp(20), 1));
-    instance.sinkDone(instance.open("s", cp(30), 1));
+    instance.sinkDurable("s", "a", cp(20), 2);
+    instance.sinkDurable("s", "a", cp(30), 3);
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(store.saves).toEqual([{ s: cp(10) }]);
     expect(acknowledged).toEqual([cp(10)]);
@@ -76,7 +110,7 @@ describe("checkpoint coordinator", () => {
     expect(store.saves).toEqual([{ s: cp(10) }, { s: cp(30) }]);
     expect(instance.durableCheckpoints()).toEqual({ s: cp(30) });
     // Draining (the runner stopping) saves the last one at once too.
-    instance.sinkDone(instance.open("s", cp(40), 1));
+    instance.sinkDurable("s", "a", cp(40), 4);
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(store.saves).toHaveLength(2);
     const started = performance.now();
@@ -86,53 +120,26 @@ describe("checkpoint coordinator", () => {
     expect(acknowledged.at(-1)).toEqual(cp(40));
   });
 
-  it("moves in order: a later batch durable first waits for the earlier one", async () => {
-    const store = new MemoryStore();
-    const { instance } = coordinator(store);
-    const first = instance.open("s", cp(10), 1);
-    const second = instance.open("s", cp(20), 1);
-    instance.sinkDone(second);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(store.saves).toEqual([]);
-    expect(instance.inFlight("s")).toBe(2);
-    instance.sinkDone(first);
-    await instance.idle();
-    // Both retired together: only the newest checkpoint is saved.
-    expect(store.saves).toEqual([{ s: cp(20) }]);
-    expect(instance.inFlight("s")).toBe(0);
-  });
-
   it("never moves to a batch without a checkpoint (one ending inside a transaction)", async () => {
     const store = new MemoryStore();
     const { instance } = coordinator(store);
-    instance.sinkDone(instance.open("s", cp(10), 1));
+    instance.sinkDurable("s", "a", cp(10), 1);
     await instance.idle();
-    instance.sinkDone(instance.open("s", undefined, 1));
-    instance.sinkDone(instance.open("s", undefined, 1));
+    instance.sinkDurable("s", "a", undefined, 2);
+    instance.sinkDurable("s", "a", undefined, 3);
     await instance.idle();
     expect(store.saves).toEqual([{ s: cp(10) }]);
     expect(instance.durableCheckpoints()).toEqual({ s: cp(10) });
-    instance.sinkDone(instance.open("s", cp(30), 1));
+    instance.sinkDurable("s", "a", cp(30), 4);
     await instance.idle();
     expect(store.saves.at(-1)).toEqual({ s: cp(30) });
-  });
-
-  it("a batch that reached no sink retires at once, in order", async () => {
-    const store = new MemoryStore();
-    const { instance } = coordinator(store);
-    const first = instance.open("s", cp(10), 1);
-    instance.open("s", cp(20), 0);
-    expect(instance.inFlight("s")).toBe(2);
-    instance.sinkDone(first);
-    await instance.idle();
-    expect(instance.durableCheckpoints()).toEqual({ s: cp(20) });
   });
 
   it("acknowledges the source only after the store's save resolved", async () => {
     const saving = deferred();
     const store = new MemoryStore({}, () => saving.promise);
     const { instance, acknowledged } = coordinator(store);
-    instance.sinkDone(instance.open("s", cp(10), 1));
+    instance.sinkDurable("s", "a", cp(10), 1);
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(acknowledged).toEqual([]);
     expect(instance.durableCheckpoints()).toEqual({});
@@ -149,7 +156,7 @@ describe("checkpoint coordinator", () => {
       return gate.promise;
     });
     const { instance } = coordinator(store);
-    for (let i = 1; i <= 5; i++) instance.sinkDone(instance.open("s", cp(i * 10), 1));
+    for (let i = 1; i <= 5; i++) instance.sinkDurable("s", "a", cp(i * 10), i);
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(gates.length).toBe(1);
     gates[0]!.resolve();
@@ -162,10 +169,20 @@ describe("checkpoint coordinator", () => {
 
   it("with checkpoints stored by the sink, does not save through the store", async () => {
     const store = new MemoryStore();
-    const { instance, acknowledged } = coordinator(store, { storedBySink: true });
-    instance.sinkDone(instance.open("s", cp(10), 1));
+    const { instance, acknowledged } = coordinator(store, { storedBySink: true, holder: "a" });
+    instance.sinkDurable("s", "a", cp(10), 1);
     await instance.idle();
     expect(store.saves).toEqual([]);
+    expect(acknowledged).toEqual([cp(10)]);
+  });
+
+  it("a sink storing its own position in its writes is not saved through the store", async () => {
+    const store = new MemoryStore();
+    const { instance, acknowledged } = coordinator(store, { sinks: ["db", "b"], holder: "db" });
+    instance.sinkDurable("s", "db", cp(10), 1);
+    instance.sinkDurable("s", "b", cp(10), 1);
+    await instance.idle();
+    expect(store.current).toEqual({ s: cp(10), "s/b": cp(10) });
     expect(acknowledged).toEqual([cp(10)]);
   });
 
@@ -174,7 +191,7 @@ describe("checkpoint coordinator", () => {
       throw new Error("disk on fire");
     });
     const { instance, fatal } = coordinator(store);
-    instance.sinkDone(instance.open("s", cp(10), 1));
+    instance.sinkDurable("s", "a", cp(10), 1);
     await instance.idle();
     expect(fatal).toHaveLength(1);
     expect(instance.durableCheckpoints()).toEqual({});
@@ -194,7 +211,8 @@ describe("checkpoints in a running pipeline", () => {
     const batches = batchesOf(40, 5);
     // At every save, check what each sink holds: every event up to the saved position.
     const store = new MemoryStore({}, (checkpoints) => {
-      const saved = Number(checkpoints["s"]!.position!.token);
+      if (checkpoints["s"] === undefined) return;
+      const saved = Number(checkpoints["s"].position!.token);
       for (const sink of sinks.values()) {
         const written = new Set(sink.events.map((e) => Number(e.event.source.position.token)));
         for (let seq = 1; seq <= saved; seq++) expect(written.has(seq), `${sink.context.name} has ${seq}`).toBe(true);
@@ -259,7 +277,7 @@ describe("checkpoints in a running pipeline", () => {
     expect(sources.get("s")![0]!.acknowledged.at(-1)).toEqual(batches.at(-1)!.checkpoint);
   });
 
-  it("with a second sink, the sink-held store is saved through instead", async () => {
+  it("with a second sink, the holder keeps its own position in its writes and the rest goes through the store", async () => {
     resetSeq();
     const plan = planOf(`
       pipeline p { checkpoint: "postgres" }
@@ -274,8 +292,10 @@ describe("checkpoints in a running pipeline", () => {
       baseDir: "/tmp",
       connectors: { sources: { jsonl: scriptedSources({ s: batchesOf(3, 5) }).factory }, sinks: { postgres: sinkFactory, discard: sinkFactory } },
     });
-    expect(sinks.get("db")!.batches.every((b) => b.checkpoints === undefined)).toBe(true);
+    expect(sinks.get("db")!.batches.map((b) => b.checkpoints?.["s/db"]?.position?.token)).toEqual(["5", "10", "15"]);
     expect(sinkStore.current["s"]!.position!.token).toBe("15");
+    expect(sinkStore.current["s/copy"]!.position!.token).toBe("15");
+    expect(sinkStore.current["s/db"]).toBeUndefined();
   });
 
   it("a batch ending inside a transaction is delivered but does not move the position", async () => {
