@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { comparePositions } from "../../src/model/position.js";
 import { pointPosition, positionPoint } from "../../src/connectors/mysql/position.js";
 import { decodeValue, fixBinlogNegativeTime, float32 } from "../../src/connectors/mysql/values.js";
-import { existingFromDefault, renamesIn } from "../../src/connectors/mysql/schema-changes.js";
+import { droppedIn, existingFromDefault, renamesIn, stillCaptured } from "../../src/connectors/mysql/schema-changes.js";
+import type { MysqlTable } from "../../src/connectors/mysql/tables.js";
 import { serverFindings, type ServerDescription } from "../../src/connectors/mysql/preflight.js";
 import { Timestamp } from "../../src/model/timestamp.js";
 
@@ -58,6 +59,17 @@ describe("DDL", () => {
     ]);
     expect([...renamesIn("ALTER TABLE `items` RENAME TO goods", "shop")]).toEqual([["shop.goods", "shop.items"]]);
     expect([...renamesIn("ALTER TABLE items RENAME COLUMN a TO b", "shop")]).toEqual([]);
+  });
+
+  it("keeps a table captured that a later statement renamed or dropped: its rows until then are still to come", () => {
+    expect([...droppedIn("DROP TABLE IF EXISTS items, `other`.`b` CASCADE", "shop")]).toEqual(["shop.items", "other.b"]);
+    const table = (name: string): MysqlTable => ({ database: "shop", name, qualifiedName: `shop.${name}`, columns: [], primaryKey: ["id"], estimatedRows: -1 });
+    const before = new Map([["shop.items", table("items")], ["shop.gone", table("gone")]]);
+    // The stream is at a DROP COLUMN on items, and the catalog already shows items renamed to goods.
+    expect(stillCaptured(before, [table("goods")], "ALTER TABLE items DROP COLUMN note", "shop").map((t) => t.qualifiedName)).toEqual(["shop.items", "shop.gone"]);
+    // At the rename itself, or a DROP TABLE, the table leaves.
+    expect(stillCaptured(before, [table("goods")], "RENAME TABLE items TO goods", "shop").map((t) => t.qualifiedName)).toEqual(["shop.gone"]);
+    expect(stillCaptured(before, [table("goods")], "DROP TABLE gone", "shop").map((t) => t.qualifiedName)).toEqual(["shop.items"]);
   });
 
   it("says what existing rows hold in an added column", () => {

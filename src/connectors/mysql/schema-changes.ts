@@ -59,6 +59,31 @@ export interface SchemaDiffOptions {
   readonly log: Logger;
 }
 
+/** `DROP TABLE [IF EXISTS] a, db.b`: the tables it drops, qualified with `database`. */
+export function droppedIn(statement: string, database: string): Set<string> {
+  const dropped = new Set<string>();
+  const drop = /^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\s+(?:IF\s+EXISTS\s+)?(.*?)(?:\s+(?:RESTRICT|CASCADE))?\s*$/is.exec(statement);
+  if (drop === null) return dropped;
+  for (const item of drop[1]!.split(",")) {
+    const parts = item.match(/`(?:[^`]|``)+`|[\w$]+/g)?.map((part) => (part.startsWith("`") ? part.slice(1, -1).replaceAll("``", "`") : part)) ?? [];
+    if (parts.length === 1) dropped.add(`${database}.${parts[0]}`);
+    else if (parts.length === 2) dropped.add(`${parts[0]}.${parts[1]}`);
+  }
+  return dropped;
+}
+
+/**
+ * information_schema shows the tables as they are now, so a captured table missing from it was
+ * dropped or renamed either by this statement or by a later one the stream has not reached yet.
+ * In the second case its row events up to that statement are still to come, under its name:
+ * it stays captured with the definition the stream knew, or those rows would be lost.
+ */
+export function stillCaptured(before: ReadonlyMap<string, MysqlTable>, after: readonly MysqlTable[], statement: string, database: string): MysqlTable[] {
+  const leaving = new Set([...renamesIn(statement, database).values(), ...droppedIn(statement, database)]);
+  const now = new Set(after.map((table) => table.qualifiedName));
+  return [...before.values()].filter((table) => !now.has(table.qualifiedName) && !leaving.has(table.qualifiedName));
+}
+
 /** The changes between the tables the stream knew and the tables described now. */
 export function diffTables(options: SchemaDiffOptions): SchemaChange[] {
   const changes: SchemaChange[] = [];

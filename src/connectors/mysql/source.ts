@@ -36,7 +36,7 @@ import { BinlogStream, DEFAULT_STREAM_LIMITS, type StreamLimits } from "./binlog
 import { connect, connectorError, serverLabel } from "./connection.js";
 import { describePoint, pointPosition, positionPoint, type BinlogPoint } from "./position.js";
 import { readServer, serverFindings, tableFindings } from "./preflight.js";
-import { diffTables, renamesIn } from "./schema-changes.js";
+import { diffTables, renamesIn, stillCaptured } from "./schema-changes.js";
 import { isSnapshotState, openSnapshot, snapshotBatches, snapshotComplete, type SnapshotState } from "./snapshot.js";
 import { readSourceSettings, type SourceSettings } from "./source-settings.js";
 import { describeTables, matchTables, resolveTables, tableSchema, type MysqlTable } from "./tables.js";
@@ -237,7 +237,8 @@ export class MysqlSource implements SourceReader {
   private async onDdl(query: string, database: string): Promise<readonly SchemaChange[]> {
     const catalog = await this.catalogConnection();
     const { names } = await matchTables(catalog, this.settings.tables, this.server);
-    const after = await describeTables(catalog, names, this.server);
+    const described = await describeTables(catalog, names, this.server);
+    const after = [...described, ...stillCaptured(this.tables, described, query, database)];
     const renames = renamesIn(query, database);
     const changes = diffTables({ before: this.tables, after, renames, log: this.context.log });
     this.tables.clear();
