@@ -9,7 +9,9 @@
  * slot's confirmed LSN — is the least of its sinks' positions: nothing a lagging sink has not
  * made durable is released by the server. Positions are ordered by `comparePositions`, ties by
  * batch number (a snapshot's checkpoints share one position and differ in progress); a sink
- * that has not moved yet in this run holds the source where it resumed.
+ * that has not moved yet in this run holds the source where it resumed. Between sinks that
+ * moved in this run, positions of a kind without a total order (a Kafka source's name one
+ * partition each) are ordered by batch number, which follows the source's own order.
  *
  * A position is then made durable in one of two ways:
  *   - through the checkpoint store (the default file, or a database's table): the source's
@@ -24,7 +26,7 @@
  * Only after that is the source told (`acknowledge`): a slot that moved ahead of the stored
  * checkpoint would lose the changes in between after a crash.
  */
-import { comparePositions } from "../model/position.js";
+import { comparePositions, type Position } from "../model/position.js";
 import type { CheckpointStore, Logger, SourceCheckpoint } from "./contracts.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 import { sinkKey } from "./sink-positions.js";
@@ -50,6 +52,8 @@ interface SourceState {
   readonly storedBySink: boolean;
   /** The newest least position taken (saved or waiting for the store). */
   latest: SourceCheckpoint | undefined;
+  /** The run-local batch number `latest` came with (0: the one resumed from). */
+  latestSeq: number;
   /** Last checkpoint known durable (in the store or in the sink), or the one resumed from. */
   durable: SourceCheckpoint | undefined;
   /** Newest least position whose events are durable, waiting for the store. */
@@ -113,6 +117,7 @@ export class CheckpointCoordinator {
         }),
         storedBySink: source.storedBySink,
         latest: initial,
+        latestSeq: 0,
         durable: initial,
         unsaved: undefined,
         unacknowledged: undefined,
@@ -257,8 +262,15 @@ export class CheckpointCoordinator {
     // A sink that has not moved in this run holds the source where it resumed.
     if (least === undefined || least.seq === 0 || least.checkpoint === undefined || least.checkpoint === state.latest) return;
     const latest = state.latest;
-    if (latest !== undefined && latest.position !== null && least.checkpoint.position !== null && comparePositions(least.checkpoint.position, latest.position) < 0) return;
+    if (latest !== undefined && latest.position !== null && least.checkpoint.position !== null && ordered(least.checkpoint.position, latest.position)) {
+      if (comparePositions(least.checkpoint.position, latest.position) < 0) return;
+    } else if (least.seq <= state.latestSeq) {
+      // Positions without a total order (a Kafka source's name one partition each): the batch
+      // numbers, which follow the source's own order within a run, decide.
+      return;
+    }
     state.latest = least.checkpoint;
+    state.latestSeq = least.seq;
     if (state.storedBySink) {
       // Stored in the same transaction as the sink's events: durable already.
       state.durable = least.checkpoint;
@@ -369,6 +381,13 @@ export class CheckpointCoordinator {
   }
 }
 
+/** Whether two positions have an order of their own (model/position.ts); else batch numbers decide. */
+function ordered(x: Position, y: Position): boolean {
+  return x.kind === y.kind && TOTALLY_ORDERED.has(x.kind);
+}
+
+const TOTALLY_ORDERED = new Set(["pg-lsn", "mysql-binlog", "seq"]);
+
 /** Whether `a` is behind `b`: an earlier position, or the same one reached by an earlier batch. */
 function before(a: SinkTrack, b: SinkTrack): boolean {
   const x = a.checkpoint?.position;
@@ -378,6 +397,7 @@ function before(a: SinkTrack, b: SinkTrack): boolean {
     return a.seq < b.seq;
   }
   if (y === undefined || y === null) return false;
+  if (!ordered(x, y)) return a.seq < b.seq;
   const order = comparePositions(x, y);
   return order < 0 || (order === 0 && a.seq < b.seq);
 }

@@ -3,7 +3,7 @@
  * of them, only at transaction ends, and the source hears of it only after the store has it.
  */
 import { describe, expect, it } from "vitest";
-import { seqPosition } from "../../src/model/position.js";
+import { position, seqPosition } from "../../src/model/position.js";
 import { CheckpointCoordinator } from "../../src/runtime/checkpoint-coordinator.js";
 import type { SourceCheckpoint } from "../../src/runtime/contracts.js";
 import { silentLogger } from "../../src/runtime/log.js";
@@ -72,6 +72,22 @@ describe("checkpoint coordinator", () => {
     expect(store.current["s"]).toEqual(cp(20));
     expect(acknowledged.at(-1)).toEqual(cp(20));
     expect(instance.sinkCheckpoints().get("b")!.get("s")).toEqual(cp(30));
+  });
+
+  it("orders positions without a total order (one Kafka partition each) by the source's batches", async () => {
+    const store = new MemoryStore();
+    const { instance, acknowledged } = coordinator(store, { sinks: ["a", "b"] });
+    const kafka = (token: string): SourceCheckpoint => ({ position: position("kafka", token) });
+    // Partition 1's batch, then partition 0's: as text the second sorts first, yet it is later.
+    instance.sinkDurable("s", "a", kafka("t/1/5"), 1);
+    instance.sinkDurable("s", "b", kafka("t/1/5"), 1);
+    await instance.idle();
+    instance.sinkDurable("s", "a", kafka("t/0/9"), 2);
+    await instance.idle();
+    expect(acknowledged).toEqual([kafka("t/1/5")]);
+    instance.sinkDurable("s", "b", kafka("t/0/9"), 2);
+    await instance.idle();
+    expect(acknowledged).toEqual([kafka("t/1/5"), kafka("t/0/9")]);
   });
 
   it("a sink resumed ahead holds nothing back once the others pass it", async () => {
