@@ -87,8 +87,18 @@ export interface PgToMysql {
   remove(): Promise<void>;
 }
 
-/** A pipeline copying `tables` of `source` into the MySQL database `target` (routed there by table name). */
-export async function pgToMysql(name: string, source: ThrowawayDatabase, target: MysqlDatabase, tables: readonly string[]): Promise<PgToMysql> {
+/**
+ * A pipeline copying `tables` of `source` into the MySQL database `target`, routed there by table
+ * name — or, with `route: false`, into the database named by each table's PostgreSQL schema (a
+ * flow that routes gets no schema changes).
+ */
+export async function pgToMysql(
+  name: string,
+  source: ThrowawayDatabase,
+  target: MysqlDatabase,
+  tables: readonly string[],
+  shape: { readonly route?: boolean } = {},
+): Promise<PgToMysql> {
   const dir = await mkdtemp(join(tmpdir(), "dts-pg2my-"));
   const slot = `${name}_${source.name.slice(-8)}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
   const text = (options: PipelineOptions = {}): string => `
@@ -105,7 +115,7 @@ sink dst = mysql {
   create_tables: ${options.createTables ?? true}
   ${options.batchSize !== undefined ? `batch_size: ${options.batchSize}` : ""}
 }
-flow src | route "${target.name}." + source.table -> dst
+flow src ${shape.route === false ? "" : `| route "${target.name}." + source.table`} -> dst
 `;
   const file = join(dir, `${name}.dts`);
   const run = (options: PipelineOptions, signal?: AbortSignal) => {
