@@ -132,7 +132,10 @@ export class MysqlVerifyReader implements VerifySinkReader {
     const valueCount = query.columns.length;
     await this.run(`reading ${query.table.name}`, async () => {
       const core = (this.connection as unknown as { connection: { query(options: object): { stream(options?: object): AsyncIterable<unknown[]> } } }).connection;
-      const stream = core.query({ sql, rowsAsArray: true, typeCast: rawValue }).stream({ highWaterMark: 1000 });
+      const binary = new Set(forms.flatMap((form, i) => (form.column.kind === "bytes" ? [`c${i}`] : [])));
+      const typeCast = (field: { name: string; string(): string | null; buffer(): Buffer | null }): string | Buffer | null =>
+        binary.has(field.name) ? field.buffer() : field.string();
+      const stream = core.query({ sql, rowsAsArray: true, typeCast }).stream({ highWaterMark: 1000 });
       for await (const row of stream) {
         const texts = (row as (string | Buffer | null)[]).map((raw, i) => (raw === null ? null : printers[i]!(raw)));
         each(rowText(texts.slice(valueCount)), rowText(texts.slice(0, valueCount)));
@@ -147,13 +150,6 @@ export class MysqlVerifyReader implements VerifySinkReader {
       throw connectorError(error, this.where, doing);
     }
   }
-}
-
-/** Every value as the server sent it: text, or bytes for binary columns. */
-function rawValue(field: { type: string; charsetNr?: number; string(): string | null; buffer(): Buffer | null }): string | Buffer | null {
-  // Character set 63 is binary: BLOB, BINARY, VARBINARY, BIT.
-  if (field.charsetNr === 63 && /BLOB|STRING|BIT/.test(field.type)) return field.buffer();
-  return field.string();
 }
 
 function md5Hex(text: string): string {
