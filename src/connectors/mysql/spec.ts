@@ -3,6 +3,7 @@
  * idempotent upserts so that a replay after a crash changes nothing.
  */
 import { defineConnector, field } from "../spec.js";
+import { MAPPING_DOC } from "./sink-types.js";
 
 export const sourceSpec = defineConnector({
   name: "mysql",
@@ -74,18 +75,46 @@ export const sinkSpec = defineConnector({
   role: "sink",
   summary: "Applies each change to MySQL or MariaDB tables as an idempotent upsert or delete.",
   description: `Applies every change to the table named by \`target\` (\`database.table\`): the
-source table, unless a \`route\` step set another. Inserts, updates and snapshot rows become
-upserts by primary key (\`INSERT ... ON DUPLICATE KEY UPDATE\`); deletes delete by key.
+source table, unless a \`route\` step set another; a target without a database is a table of
+the URL's database. Inserts, updates and snapshot rows become upserts by primary key
+(\`INSERT ... ON DUPLICATE KEY UPDATE\`, many rows per statement); deletes delete by key. Values
+are always parameters of prepared statements and identifiers are quoted.
 
-A source transaction is applied in one target transaction, whole or not at all, and is never
-split; small ones are grouped up to \`batch_size\` rows. Writes are idempotent, so a replay
-after a crash leaves the same rows: delivery is at-least-once and the result
-effectively-once. With the pipeline setting \`checkpoint: "mysql"\` the position is stored in
-the same target transaction as the data.
+**Delivery.** A source transaction is applied in one target transaction, whole or not at all,
+and is never split (one larger than \`batch_size\` stays open across writes and commits with its
+last part); small ones are grouped up to \`batch_size\` rows. Writes are idempotent, so a replay
+after a crash leaves the same rows: delivery is at-least-once and the result effectively-once.
+With the pipeline setting \`checkpoint: "mysql"\` the position is stored in the same target
+transaction as the data (table \`dts_checkpoints\` in the URL's database, \`dts\` when it names
+none), so after a crash the target is exactly at its stored position. A lost connection is
+retried within \`retry_for\`. In MySQL every DDL statement commits: tables are created and
+altered before a write's transaction begins, and DDL in the middle of a source transaction
+larger than one write commits its part so far (a crash then replays it, idempotently).
 
-The user needs \`INSERT\`, \`UPDATE\` and \`DELETE\` on the target tables, and \`CREATE\` with
-\`create_tables: true\`, which creates a missing table (and database) from the source
-table's columns and primary key. Without it, a missing table is an error.`,
+**Absent columns.** An update without some of its source table's columns (PostgreSQL leaves
+unchanged TOASTed values out) updates only the columns it has; they are never set to NULL. An
+update that also changed the key takes the absent values from the old row in the same
+transaction. Where that row is not in the target, the update is skipped with a warning when the
+write may be a replay, and otherwise rejected with a reason naming \`REPLICA IDENTITY FULL\`.
+
+**Refused values.** The session's sql_mode is strict, so a value a column cannot hold (out of
+range, too long, a bad date, invalid JSON) is an error, never a truncation; a decimal with more
+fractional digits than the column's scale, NaN and infinities are refused before they are sent.
+The write then finds the refused events by bisection and sends each, with the table, the key
+and the server's reason, to the dead-letter sink (or stops, without one); the rest is applied.
+
+**Tables.** The user needs \`INSERT\`, \`UPDATE\`, \`DELETE\` and \`SELECT\` on the target tables,
+and \`CREATE\` and \`ALTER\` with \`create_tables: true\`, which creates a missing table (and
+database) from the source table's columns and primary key, adds the columns a source's
+\`ALTER TABLE\` adds (with its constant DEFAULT for the rows that existed) and widens columns it
+widens; a narrowing is refused with the statement to run. Without it, a missing table or column
+is an error with the statements to run. Types map through dts's neutral column model:
+
+${MAPPING_DOC}
+
+\`dts verify\` reads the target's tables in canonical texts (computed by dts from the rows it
+streams, since MySQL cannot print a double exactly), so a MySQL copy compares value by value
+with a PostgreSQL or MySQL source.`,
   example: `sink replica = mysql {
   url: env("REPLICA_URL", "mysql://root@127.0.0.1:3306/shop_copy")
   create_tables: true
