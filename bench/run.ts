@@ -5,10 +5,13 @@
  *   pg      PostgreSQL: snapshot PG→PG against a psql COPY pipe, and the CDC drain against
  *           pg_recvlogical, as ratios
  *   upsert  the PostgreSQL sink's UNNEST and COPY upserts, at 10k and 100k rows per batch
+ *   queues  the rabbitmq, nats and http sinks from a recorded jsonl stream, against minimal
+ *           publishers with the same acknowledgements, as ratios
  */
 const benchmarks: Readonly<Record<string, () => Promise<(args: readonly string[]) => Promise<void>>>> = {
   pg: async () => (await import("./pg.js")).benchPg,
   upsert: async () => (await import("./upsert.js")).benchUpsert,
+  queues: async () => (await import("./queues.js")).benchQueues,
 };
 
 async function main(argv: readonly string[]): Promise<number> {
