@@ -16,6 +16,8 @@
  *           same WAL, same broker, time until the last message is in the topic
  *   mysql   MariaDB: binlog drain against mariadb-binlog, full load MariaDB→PG against a
  *           mariadb | psql COPY pipe, as ratios
+ *   queues  the rabbitmq, nats and http sinks from a recorded jsonl stream, against minimal
+ *           publishers with the same acknowledgements, as ratios
  */
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -29,6 +31,7 @@ const suites: Readonly<Record<string, { load: () => Promise<Suite>; byDefault: b
   redis: { load: async () => (await import("./redis.js")).benchRedis, byDefault: true },
   kafka: { load: async () => (await import("./kafka.js")).benchKafka, byDefault: true },
   mysql: { load: async () => (await import("./mysql.js")).benchMysql, byDefault: true },
+  queues: { load: async () => (await import("./queues.js")).benchQueues, byDefault: true },
   upsert: { load: async () => (await import("./upsert.js")).benchUpsert, byDefault: false },
 };
 
