@@ -50,6 +50,7 @@
  * target server parses and indexes on several cores. Anything the bytes cannot do (other
  * columns, a refused value) goes the way of events, which the batch then makes.
  */
+import { isRecord } from "../../model/value.js";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -785,7 +786,7 @@ export class PostgresSink implements SinkWriter {
       for (const group of plan.upserts.values()) {
         for (let i = 0; i < group.length; i += this.options.batchSize) {
           const rows = i === 0 && group.length <= this.options.batchSize ? group : group.slice(i, i + this.options.batchSize);
-          if (method === "copy" && rows.length > SMALL_GROUP) await this.copyRows(session, table, rows[0]!.columns!.names, (sql) => copyIn(client, sql, rows), plan.fresh);
+          if (method === "copy" && !small(rows)) await this.copyRows(session, table, rows[0]!.columns!.names, (sql) => copyIn(client, sql, rows), plan.fresh);
           else await this.unnestRows(client, table, rows);
         }
       }
@@ -793,7 +794,7 @@ export class PostgresSink implements SinkWriter {
       for (const group of plan.updates.values()) {
         for (let i = 0; i < group.length; i += this.options.batchSize) {
           const rows = group.slice(i, i + this.options.batchSize);
-          if (method === "copy" && rows.length > SMALL_GROUP) await this.copyUpdate(session, table, rows);
+          if (method === "copy" && !small(rows)) await this.copyUpdate(session, table, rows);
           else await this.unnestUpdate(client, table, rows);
         }
       }
@@ -975,6 +976,29 @@ const STAGED_AFTER_CONFLICT = 8;
  * it, and emptying it), which is most of the time of a small transaction applied as it streams.
  */
 const SMALL_GROUP = 64;
+
+/**
+ * A group small enough for one UNNEST statement: few rows, none holding a large value. A
+ * statement's parameters are whole strings in memory (a 50 MB bytea is a 100 MB hex text, then
+ * its array literal), where COPY streams the row in chunks; documents (lists, records) may be
+ * large too and go by COPY.
+ */
+function small(rows: readonly Action[]): boolean {
+  if (rows.length > SMALL_GROUP) return false;
+  for (const action of rows) {
+    const row = action.row;
+    if (row === null) continue;
+    for (const column in row) {
+      const value = row[column];
+      if (typeof value === "string" ? value.length > SMALL_VALUE : value instanceof Uint8Array ? value.length > SMALL_VALUE / 2 : typeof value === "object" && value !== null && (Array.isArray(value) || isRecord(value))) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+const SMALL_VALUE = 16 * 1024;
 
 /** One connection and what lives in its server session. */
 class Session {
