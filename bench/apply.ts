@@ -22,6 +22,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { workloadProcedure } from "./pg.js";
 import { bounded, compared, type BenchContext } from "./report.js";
 import { adminQuery, createBenchDatabase, fillOrdersSql, ordersTableSql, PG_HOST, PG_PORT, type BenchDatabase } from "./support.js";
 
@@ -59,7 +60,7 @@ async function applyRate(changes: number, bench: BenchContext, line: (text: stri
     await dtsRun(file, ["--until-caught-up"]); // makes the slot, at the WAL's end now
     await subscribe(native, source, subscription, "bench_apply");
     await adminQuery(source.url, workloadProcedure);
-    await adminQuery(source.url, "CALL bench_apply_changes($1, $2, 10)", [changes, rows]);
+    await adminQuery(source.url, "CALL bench_changes($1, $2, 10)", [changes, rows]);
     await adminQuery(source.url, "INSERT INTO public.orders SELECT -1, 0, 'marker', 0, 'EUR', 1, false, NULL, now(), now()");
 
     const nativeStarted = performance.now();
@@ -199,28 +200,3 @@ function command(program: string, args: readonly string[]): Promise<{ seconds: n
     child.on("close", (code) => (code === 0 ? resolve({ seconds: (performance.now() - started) / 1000 }) : reject(new Error(`${program} ${args.join(" ")} exited with ${code}:\n${errors.slice(-3000)}`))));
   });
 }
-
-/** Per transaction of `batch` rows: 80% updates, 10% deletes, 10% inserts of new keys. */
-const workloadProcedure = `
-CREATE PROCEDURE bench_apply_changes(total int, existing int, batch int) LANGUAGE plpgsql AS $$
-DECLARE
-  done int := 0;
-  next_key bigint := existing;
-  cursor_key bigint := 0;
-  updates int := batch * 8 / 10;
-  deletes int := batch / 10;
-  inserts int := batch - updates - deletes;
-BEGIN
-  WHILE done < total LOOP
-    UPDATE public.orders SET quantity = quantity + 1, status = 'paid', updated_at = updated_at + interval '1 second'
-      WHERE id > cursor_key AND id <= cursor_key + updates;
-    DELETE FROM public.orders WHERE id > cursor_key + updates AND id <= cursor_key + updates + deletes;
-    INSERT INTO public.orders
-      SELECT i, i % 100000, 'new', 9.99, 'EUR', 1, false, NULL, now(), now()
-      FROM generate_series(next_key + 1, next_key + inserts) AS i;
-    cursor_key := cursor_key + updates + deletes;
-    next_key := next_key + inserts;
-    done := done + batch;
-    COMMIT;
-  END LOOP;
-END $$`;
